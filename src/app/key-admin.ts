@@ -1,0 +1,239 @@
+import { ADMIN_SERVICE, canAccess, isAdmin, type Access, type Principal } from '../domain/admin-access';
+import type { Clock } from '../domain/clock';
+import { ConflictError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../domain/errors';
+import {
+  checkKeyId,
+  checkMetadata,
+  checkPageSize,
+  checkPrefix,
+  checkScopes,
+  checkService,
+  checkText,
+  checkValidityWindow,
+  LIMITS,
+} from '../domain/input-rules';
+import { displayHint, generateKey, parseKey } from '../domain/key-format';
+import { hashKey } from '../domain/key-hash';
+import type { KeyIdGenerator } from '../domain/key-id';
+import { applyChanges, revoke, type KeyChanges, type KeyRecord, type KeyState } from '../domain/key-record';
+import type { KeyStore } from '../ports/key-store';
+import { decodePageToken, encodePageToken } from './page-token';
+
+export interface CreateKeyInput {
+  service: string;
+  owner: string;
+  name: string;
+  scopes: readonly string[];
+  metadata: Readonly<Record<string, string>>;
+  /** Empty means the configured default prefix. */
+  prefix: string;
+  notBefore?: number;
+  expiresAt?: number;
+}
+
+export interface ListKeysInput {
+  service: string;
+  owner: string;
+  state?: KeyState;
+  pageSize: number;
+  pageToken: string;
+}
+
+export const UPDATABLE_FIELDS = ['name', 'scopes', 'metadata', 'expire_time', 'enabled'] as const;
+type UpdatableField = (typeof UPDATABLE_FIELDS)[number];
+
+export interface UpdateKeyInput {
+  keyId: string;
+  /** Field names (proto spelling) to change; required and non-empty. */
+  updateMask: readonly string[];
+  name: string;
+  scopes: readonly string[];
+  metadata: Readonly<Record<string, string>>;
+  expiresAt?: number;
+  enabled: boolean;
+}
+
+/** Listener told about every committed change, e.g. to evict caches or publish events. */
+export type KeyChangeKind = 'created' | 'updated' | 'revoked' | 'deleted';
+export type KeyChangeListener = (kind: KeyChangeKind, record: KeyRecord, actor: string) => void;
+
+export interface KeyAdminOptions {
+  store: KeyStore;
+  clock: Clock;
+  ids: KeyIdGenerator;
+  defaultPrefix: string;
+  onChange?: KeyChangeListener;
+}
+
+const MAX_CAS_ATTEMPTS = 5;
+
+/**
+ * Key lifecycle use cases behind `KeyAdminService`. Every input is checked before any write, so
+ * a rejected request writes nothing; access is checked per service (see admin-access.ts).
+ */
+export class KeyAdmin {
+  private readonly store: KeyStore;
+  private readonly clock: Clock;
+  private readonly ids: KeyIdGenerator;
+  private readonly defaultPrefix: string;
+  private readonly onChange: KeyChangeListener;
+
+  constructor(opts: KeyAdminOptions) {
+    this.store = opts.store;
+    this.clock = opts.clock;
+    this.ids = opts.ids;
+    this.defaultPrefix = opts.defaultPrefix;
+    this.onChange = opts.onChange ?? (() => {});
+  }
+
+  async create(p: Principal, input: CreateKeyInput): Promise<{ record: KeyRecord; secret: string }> {
+    const service = checkService('service', input.service);
+    const owner = checkText('owner', input.owner, LIMITS.ownerLength);
+    const name = checkText('name', input.name, LIMITS.nameLength);
+    const scopes = checkScopes('scopes', input.scopes);
+    const metadata = checkMetadata('metadata', input.metadata);
+    const prefix = checkPrefix('prefix', input.prefix || this.defaultPrefix);
+    const now = this.clock.now();
+    checkValidityWindow(now, input.notBefore, input.expiresAt);
+    this.authorize(p, service, 'write');
+
+    const secret = generateKey(prefix);
+    const record: KeyRecord = {
+      id: this.ids.next(now),
+      hash: hashKey(secret),
+      service,
+      owner,
+      name,
+      prefix,
+      hint: displayHint(parseKey(secret)!),
+      scopes,
+      metadata,
+      state: 'active',
+      createdAt: now,
+      updatedAt: now,
+      ...(input.notBefore !== undefined && { notBefore: input.notBefore }),
+      ...(input.expiresAt !== undefined && { expiresAt: input.expiresAt }),
+      usageCount: 0,
+      version: 1,
+    };
+    await this.store.create(record);
+    this.onChange('created', record, p.actor);
+    return { record, secret };
+  }
+
+  async get(p: Principal, keyId: string): Promise<KeyRecord> {
+    return this.load(p, checkKeyId('key_id', keyId), 'read');
+  }
+
+  async list(p: Principal, input: ListKeysInput): Promise<{ records: KeyRecord[]; nextPageToken: string }> {
+    const service = input.service === '' ? undefined : checkService('service', input.service);
+    const owner = input.owner === '' ? undefined : checkText('owner', input.owner, LIMITS.ownerLength);
+    const limit = checkPageSize('page_size', input.pageSize);
+    const filters = JSON.stringify([service ?? '', owner ?? '', input.state ?? '']);
+    const after = decodePageToken(input.pageToken, filters);
+    if (service === undefined) {
+      if (!isAdmin(p)) throw new PermissionDeniedError('listing every service needs the admin scope; set service');
+    } else {
+      this.authorize(p, service, 'read');
+    }
+    const page = await this.store.list({ service, owner, state: input.state, limit, after });
+    return {
+      records: page.records,
+      nextPageToken: page.nextAfter === undefined ? '' : encodePageToken(page.nextAfter, filters),
+    };
+  }
+
+  async update(p: Principal, input: UpdateKeyInput): Promise<KeyRecord> {
+    const keyId = checkKeyId('key_id', input.keyId);
+    const changes = this.checkUpdate(input);
+    return this.mutate(p, keyId, 'updated', (r) => applyChanges(r, changes, this.clock.now()));
+  }
+
+  async revoke(p: Principal, keyId: string, reason: string): Promise<KeyRecord> {
+    checkKeyId('key_id', keyId);
+    checkText('reason', reason, LIMITS.revokeReasonLength);
+    return this.mutate(p, keyId, 'revoked', (r) => revoke(r, reason, this.clock.now()));
+  }
+
+  async delete(p: Principal, keyId: string): Promise<void> {
+    const record = await this.load(p, checkKeyId('key_id', keyId), 'write');
+    const removed = await this.store.delete(record.id);
+    if (!removed) throw notFound(keyId);
+    this.onChange('deleted', removed, p.actor);
+  }
+
+  private checkUpdate(input: UpdateKeyInput): KeyChanges {
+    if (input.updateMask.length === 0) {
+      throw new InvalidArgumentError('update_mask', `must name the fields to change, among ${UPDATABLE_FIELDS.join(', ')}`);
+    }
+    const changes: KeyChanges = {};
+    for (const path of new Set(input.updateMask)) {
+      switch (path as UpdatableField) {
+        case 'name':
+          changes.name = checkText('name', input.name, LIMITS.nameLength);
+          break;
+        case 'scopes':
+          changes.scopes = checkScopes('scopes', input.scopes);
+          break;
+        case 'metadata':
+          changes.metadata = checkMetadata('metadata', input.metadata);
+          break;
+        case 'expire_time':
+          if (input.expiresAt !== undefined) checkValidityWindow(this.clock.now(), undefined, input.expiresAt);
+          changes.expiresAt = input.expiresAt ?? null;
+          break;
+        case 'enabled':
+          changes.enabled = input.enabled;
+          break;
+        default:
+          throw new InvalidArgumentError('update_mask', `unknown field ${JSON.stringify(path)}; allowed: ${UPDATABLE_FIELDS.join(', ')}`);
+      }
+    }
+    return changes;
+  }
+
+  /** Read-modify-write with compare-and-set, retried when a concurrent writer wins. */
+  private async mutate(
+    p: Principal,
+    keyId: string,
+    kind: KeyChangeKind,
+    change: (r: KeyRecord) => KeyRecord,
+  ): Promise<KeyRecord> {
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.load(p, keyId, 'write');
+      const next = change(current);
+      if (next === current) return current; // no-op (e.g. revoking a revoked key)
+      if (next.expiresAt !== undefined && current.notBefore !== undefined && next.expiresAt <= current.notBefore) {
+        throw new InvalidArgumentError('expire_time', 'must be after the key\'s not_before_time');
+      }
+      try {
+        await this.store.replace(next, current.version);
+      } catch (err) {
+        if (err instanceof ConflictError && attempt < MAX_CAS_ATTEMPTS) continue;
+        if (err instanceof NotFoundError) throw notFound(keyId);
+        throw err;
+      }
+      this.onChange(kind, next, p.actor);
+      return next;
+    }
+  }
+
+  /** Loads a record the principal may see; others' keys are indistinguishable from missing ones. */
+  private async load(p: Principal, keyId: string, access: Access): Promise<KeyRecord> {
+    const record = await this.store.getById(keyId);
+    if (!record || !canAccess(p, record.service, 'read')) throw notFound(keyId);
+    if (access === 'write') this.authorize(p, record.service, 'write');
+    return record;
+  }
+
+  private authorize(p: Principal, service: string, access: Access): void {
+    if (!canAccess(p, service, access)) {
+      const needed = service === ADMIN_SERVICE ? 'the admin scope' : `service:${service}:${access} or admin`;
+      throw new PermissionDeniedError(`this credential cannot ${access} keys of service ${service} (needs ${needed})`);
+    }
+  }
+}
+
+function notFound(keyId: string): NotFoundError {
+  return new NotFoundError(`key ${keyId} not found`);
+}

@@ -1,0 +1,128 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { isValidPrefix } from '../domain/key-format';
+import { parseDuration } from './duration';
+
+/**
+ * keyward's one configuration object. Sources, later ones winning: defaults, the file named by
+ * `KEYWARD_CONFIG` (YAML or JSON, camelCase keys as below), `KEYWARD_*` environment variables.
+ * `loadConfig` fails with a `ConfigError` naming the setting and the accepted form.
+ */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Setting name in the schema → environment variable. */
+export const ENV_NAMES = {
+  grpcAddr: 'KEYWARD_GRPC_ADDR',
+  healthAddr: 'KEYWARD_HEALTH_ADDR',
+  adminToken: 'KEYWARD_ADMIN_TOKEN',
+  adminTokenFile: 'KEYWARD_ADMIN_TOKEN_FILE',
+  devAdminTokenFile: 'KEYWARD_DEV_ADMIN_TOKEN_FILE',
+  keyPrefix: 'KEYWARD_KEY_PREFIX',
+  logLevel: 'KEYWARD_LOG_LEVEL',
+  shutdownTimeout: 'KEYWARD_SHUTDOWN_TIMEOUT',
+} as const;
+type SettingName = keyof typeof ENV_NAMES;
+
+const ADDRESS_FORM = 'host:port (e.g. 127.0.0.1:50051, [::1]:50051, 0.0.0.0:9091) or unix:///absolute/path';
+const address = z.string().refine(isListenAddress, { message: `must be ${ADDRESS_FORM}` });
+const duration = (form: string) =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const ms = typeof v === 'number' ? v : parseDuration(v);
+    if (ms === undefined || ms < 0) {
+      ctx.addIssue({ code: 'custom', message: `must be a duration such as ${form}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const schema = z.object({
+  grpcAddr: address.default('127.0.0.1:50051'),
+  healthAddr: address.default('0.0.0.0:9091'),
+  adminToken: z.string().min(32, { message: 'must be at least 32 characters' }).optional(),
+  adminTokenFile: z.string().min(1).optional(),
+  devAdminTokenFile: z.string().min(1).default(join(homedir(), '.keyward', 'admin-token')),
+  keyPrefix: z
+    .string()
+    .refine(isValidPrefix, { message: 'must be lowercase letters and digits in 1 to 4 _-separated parts, e.g. sk_live' })
+    .default('sk'),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  shutdownTimeout: duration('10s or 500ms').default(10_000),
+});
+
+export type Config = z.infer<typeof schema>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, unknown> = {};
+  const file = env.KEYWARD_CONFIG;
+  if (file) Object.assign(raw, readConfigFile(file));
+  for (const [name, envName] of Object.entries(ENV_NAMES)) {
+    const v = env[envName];
+    if (v !== undefined && v !== '') raw[name] = v;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const key = String(i.path[0] ?? '');
+      const env = ENV_NAMES[key as SettingName];
+      const label = env ? `${env} (${key})` : key || 'config';
+      return `${label}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const config = parsed.data;
+  if (config.adminToken === undefined && config.adminTokenFile !== undefined) {
+    config.adminToken = readTokenFile(config.adminTokenFile);
+  }
+  return config;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`KEYWARD_CONFIG: cannot read ${path}: ${(err as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = YAML.parse(text); // YAML is a superset of JSON
+  } catch (err) {
+    throw new ConfigError(`KEYWARD_CONFIG: ${path} is not valid YAML or JSON: ${(err as Error).message}`);
+  }
+  if (data === null || data === undefined) return {};
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    throw new ConfigError(`KEYWARD_CONFIG: ${path} must hold a mapping of settings`);
+  }
+  const unknown = Object.keys(data).filter((k) => !(k in ENV_NAMES));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      `KEYWARD_CONFIG: unknown setting(s) ${unknown.join(', ')} in ${path}; known: ${Object.keys(ENV_NAMES).join(', ')}`,
+    );
+  }
+  return data as Record<string, unknown>;
+}
+
+function readTokenFile(path: string): string {
+  let token: string;
+  try {
+    token = readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError(`KEYWARD_ADMIN_TOKEN_FILE: cannot read ${path}: ${(err as Error).message}`);
+  }
+  if (token.length < 32) throw new ConfigError(`KEYWARD_ADMIN_TOKEN_FILE: the token in ${path} must be at least 32 characters`);
+  return token;
+}
+
+export function isListenAddress(addr: string): boolean {
+  if (addr.startsWith('unix://')) return addr.startsWith('unix:///') && addr.length > 'unix:///'.length;
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(addr);
+  return m !== null && Number(m[2]) <= 65535;
+}

@@ -1,0 +1,77 @@
+import { FailedPreconditionError } from './errors';
+
+/** Lifecycle states. Expiry and not-before are times checked at validation, not states. */
+export type KeyState = 'active' | 'disabled' | 'revoked';
+export const KEY_STATES: readonly KeyState[] = ['active', 'disabled', 'revoked'];
+
+/** The stored form of a key. Never holds the secret: only its SHA-256 `hash`. */
+export interface KeyRecord {
+  readonly id: string;
+  readonly hash: string;
+  readonly service: string;
+  readonly owner: string;
+  readonly name: string;
+  readonly prefix: string;
+  readonly hint: string;
+  readonly scopes: readonly string[];
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly state: KeyState;
+  /** Times in milliseconds since the epoch. */
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly notBefore?: number;
+  readonly expiresAt?: number;
+  readonly revokedAt?: number;
+  readonly revokeReason?: string;
+  /** Usage, written in batches off the hot path; may lag reality by a flush interval. */
+  readonly lastUsedAt?: number;
+  readonly usageCount: number;
+  /** Bumped by every write to the record; stores use it for compare-and-set. */
+  readonly version: number;
+}
+
+/** The fields an update may change; `null` clears an optional one. */
+export interface KeyChanges {
+  name?: string;
+  scopes?: readonly string[];
+  metadata?: Readonly<Record<string, string>>;
+  expiresAt?: number | null;
+  enabled?: boolean;
+}
+
+/** Applies changes to a record, enforcing the state machine. Pure: returns a new record. */
+export function applyChanges(record: KeyRecord, changes: KeyChanges, now: number): KeyRecord {
+  if (record.state === 'revoked') {
+    throw new FailedPreconditionError(`key ${record.id} is revoked; a revoked key can only be deleted`);
+  }
+  let state: KeyState = record.state;
+  if (changes.enabled !== undefined) state = changes.enabled ? 'active' : 'disabled';
+  const next: KeyRecord = {
+    ...record,
+    name: changes.name ?? record.name,
+    scopes: changes.scopes ?? record.scopes,
+    metadata: changes.metadata ?? record.metadata,
+    expiresAt: changes.expiresAt === null ? undefined : (changes.expiresAt ?? record.expiresAt),
+    state,
+    updatedAt: now,
+    version: record.version + 1,
+  };
+  if (next.expiresAt === undefined) delete (next as { expiresAt?: number }).expiresAt;
+  return next;
+}
+
+/**
+ * Revokes a key. Revoking an already revoked key is a no-op that returns the record unchanged,
+ * so a retried revoke after a lost answer succeeds.
+ */
+export function revoke(record: KeyRecord, reason: string, now: number): KeyRecord {
+  if (record.state === 'revoked') return record;
+  return {
+    ...record,
+    state: 'revoked',
+    revokedAt: now,
+    revokeReason: reason,
+    updatedAt: now,
+    version: record.version + 1,
+  };
+}

@@ -1,0 +1,55 @@
+import type { KeyRecord, KeyState } from '../domain/key-record';
+
+/** Filters and position of one page of `KeyStore.list`. Pages are ordered by key id (= creation time). */
+export interface ListQuery {
+  /** Only this service's keys; undefined lists all services. */
+  readonly service?: string;
+  readonly owner?: string;
+  readonly state?: KeyState;
+  /** Maximum records to return. */
+  readonly limit: number;
+  /** Return only ids strictly greater than this one (the last id of the previous page). */
+  readonly after?: string;
+}
+
+export interface ListPage {
+  readonly records: KeyRecord[];
+  /** Set when more records may follow; pass it as `after` for the next page. */
+  readonly nextAfter?: string;
+}
+
+/** Usage aggregated in a sidecar between flushes; applied as increments so sidecars add up. */
+export interface UsageDelta {
+  readonly keyId: string;
+  readonly count: number;
+  readonly lastUsedAt: number;
+}
+
+/**
+ * The store of record for keys. Implemented by the embedded memory store and by Redis; both
+ * pass the same contract suite (test/integration/key-store.contract.ts).
+ *
+ * Every method either completes fully or changes nothing. Infrastructure failures are
+ * `StoreUnavailableError`; the other errors are the named ones documented per method.
+ */
+export interface KeyStore {
+  /** Inserts a record. `AlreadyExistsError` when its id or hash is taken. */
+  create(record: KeyRecord): Promise<void>;
+  getById(id: string): Promise<KeyRecord | undefined>;
+  getByHash(hash: string): Promise<KeyRecord | undefined>;
+  /**
+   * Replaces a record whose stored `version` equals `expectedVersion` (compare-and-set).
+   * `ConflictError` when another write came first; `NotFoundError` when the record is gone.
+   * Usage fields of `record` are ignored: usage only moves through `addUsage`.
+   */
+  replace(record: KeyRecord, expectedVersion: number): Promise<void>;
+  /** Removes a record and its index entries; returns what was removed, if anything. */
+  delete(id: string): Promise<KeyRecord | undefined>;
+  /** One page, in id order, costing O(log n + page) whatever the number of keys. */
+  list(query: ListQuery): Promise<ListPage>;
+  /** Adds usage counts and advances last-used times (never moves them back). */
+  addUsage(deltas: readonly UsageDelta[]): Promise<void>;
+  /** Resolves when the store answers; rejects with `StoreUnavailableError` otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,81 @@
+import type { Metadata, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
+import type { AdminAuthenticator } from '../../app/admin-authenticator';
+import type { KeyAdmin } from '../../app/key-admin';
+import type { Principal } from '../../domain/admin-access';
+import type { KeyAdminServiceServer } from '../../gen/keyward/v1/key_admin_service.pb';
+import type { Logger } from '../../logger';
+import { fromDate, stateFromProto, toApiKey } from './proto-mapping';
+import { isInternal, toServiceError } from './status';
+
+export interface KeyAdminServiceOptions {
+  admin: KeyAdmin;
+  authenticator: AdminAuthenticator;
+  logger: Logger;
+}
+
+function authorization(metadata: Metadata): string | undefined {
+  const v = metadata.get('authorization')[0];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** `keyward.v1.KeyAdminService`: authenticates every call, then runs the matching use case. */
+export function createKeyAdminService({ admin, authenticator, logger }: KeyAdminServiceOptions): KeyAdminServiceServer {
+  function handle<Req, Res>(run: (p: Principal, req: Req) => Promise<Res>) {
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+      authenticator
+        .authenticate(authorization(call.metadata))
+        .then((principal) => run(principal, call.request))
+        .then(
+          (res) => callback(null, res),
+          (err) => {
+            if (isInternal(err)) logger.error({ err, method: call.getPath() }, 'admin call failed');
+            callback(toServiceError(err), null);
+          },
+        );
+    };
+  }
+
+  return {
+    createKey: handle(async (p, req) => {
+      const { record, secret } = await admin.create(p, {
+        service: req.service,
+        owner: req.owner,
+        name: req.name,
+        scopes: req.scopes,
+        metadata: req.metadata,
+        prefix: req.prefix,
+        notBefore: fromDate('not_before_time', req.notBeforeTime),
+        expiresAt: fromDate('expire_time', req.expireTime),
+      });
+      return { key: toApiKey(record), secret };
+    }),
+    getKey: handle(async (p, req) => ({ key: toApiKey(await admin.get(p, req.keyId)) })),
+    listKeys: handle(async (p, req) => {
+      const page = await admin.list(p, {
+        service: req.service,
+        owner: req.owner,
+        state: stateFromProto('state', req.state),
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+      return { keys: page.records.map(toApiKey), nextPageToken: page.nextPageToken };
+    }),
+    updateKey: handle(async (p, req) => {
+      const record = await admin.update(p, {
+        keyId: req.keyId,
+        updateMask: req.updateMask ?? [],
+        name: req.name,
+        scopes: req.scopes,
+        metadata: req.metadata,
+        expiresAt: fromDate('expire_time', req.expireTime),
+        enabled: req.enabled,
+      });
+      return { key: toApiKey(record) };
+    }),
+    revokeKey: handle(async (p, req) => ({ key: toApiKey(await admin.revoke(p, req.keyId, req.reason)) })),
+    deleteKey: handle(async (p, req) => {
+      await admin.delete(p, req.keyId);
+      return {};
+    }),
+  };
+}

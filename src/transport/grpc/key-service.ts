@@ -1,0 +1,84 @@
+import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
+import { KeyValidator, type ValidateInput } from '../../app/key-validator';
+import { InvalidArgumentError } from '../../domain/errors';
+import { LIMITS } from '../../domain/input-rules';
+import type { Decision } from '../../domain/validation';
+import type {
+  BatchValidateKeysRequest,
+  BatchValidateKeysResponse,
+  KeyServiceServer,
+  ValidateKeyRequest,
+  ValidateKeyResponse,
+} from '../../gen/keyward/v1/key_service.pb';
+import type { Logger } from '../../logger';
+import { toValidateKeyResponse } from './proto-mapping';
+import { isInternal, toServiceError } from './status';
+
+export interface KeyServiceOptions {
+  validator: KeyValidator;
+  logger: Logger;
+}
+
+function toInput(req: ValidateKeyRequest): ValidateInput {
+  return {
+    key: req.key,
+    service: req.service,
+    requiredScopes: req.requiredScopes,
+    clientIp: req.clientIp,
+    cost: req.cost,
+  };
+}
+
+/** `keyward.v1.KeyService`: the hot path. A cache hit answers without creating a promise. */
+export function createKeyService({ validator, logger }: KeyServiceOptions): KeyServiceServer {
+  const fail = (callback: sendUnaryData<never>, err: unknown) => {
+    if (isInternal(err)) logger.error({ err }, 'validation failed');
+    callback(toServiceError(err), null);
+  };
+
+  return {
+    validateKey(call: ServerUnaryCall<ValidateKeyRequest, ValidateKeyResponse>, callback: sendUnaryData<ValidateKeyResponse>) {
+      let result: Decision | Promise<Decision>;
+      try {
+        result = validator.validate(KeyValidator.checkRequest(toInput(call.request)));
+      } catch (err) {
+        return fail(callback, err);
+      }
+      if (result instanceof Promise) {
+        result.then((d) => callback(null, toValidateKeyResponse(d)), (err) => fail(callback, err));
+      } else {
+        callback(null, toValidateKeyResponse(result));
+      }
+    },
+
+    batchValidateKeys(
+      call: ServerUnaryCall<BatchValidateKeysRequest, BatchValidateKeysResponse>,
+      callback: sendUnaryData<BatchValidateKeysResponse>,
+    ) {
+      const requests = call.request.requests;
+      try {
+        if (requests.length > LIMITS.batchSize) {
+          throw new InvalidArgumentError('requests', `at most ${LIMITS.batchSize} requests per batch`);
+        }
+        // Check every item first: a bad field anywhere rejects the whole batch.
+        const inputs = requests.map((r, i) => KeyValidator.checkRequest(toInput(r), `requests[${i}].`));
+        Promise.all(
+          inputs.map(async (input) => {
+            try {
+              return await validator.validate(input);
+            } catch (err) {
+              // One unreachable lookup must not fail the other items.
+              if (isInternal(err)) throw err;
+              return { code: 'UNAVAILABLE', reason: 'store_unavailable' } satisfies Decision;
+            }
+          }),
+        ).then(
+          (decisions) => callback(null, { responses: decisions.map(toValidateKeyResponse) }),
+          (err) => fail(callback, err),
+        );
+      } catch (err) {
+        fail(callback, err);
+      }
+    },
+  };
+}

@@ -1,0 +1,89 @@
+import { lstatSync, unlinkSync } from 'node:fs';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { HealthImplementation } from 'grpc-health-check';
+import { KeyAdminServiceService, type KeyAdminServiceServer } from '../../gen/keyward/v1/key_admin_service.pb';
+import { KeyServiceService, type KeyServiceServer } from '../../gen/keyward/v1/key_service.pb';
+import type { Logger } from '../../logger';
+import { createReflectionService } from './reflection';
+
+export interface GrpcServersOptions {
+  keyService: KeyServiceServer;
+  keyAdminService: KeyAdminServiceServer;
+  health: HealthImplementation;
+  logger: Logger;
+}
+
+const SERVER_OPTIONS = {
+  // Sidecar callers hold long-lived channels; answer their pings instead of dropping them.
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+};
+
+/**
+ * The two listeners: the main one (KeyService, KeyAdminService, reflection, health) and a
+ * health-only one that Kubernetes probes reach on the pod IP without exposing the API.
+ */
+export class GrpcServers {
+  private readonly main = new Server(SERVER_OPTIONS);
+  private readonly healthOnly = new Server(SERVER_OPTIONS);
+  private readonly logger: Logger;
+
+  constructor(opts: GrpcServersOptions) {
+    this.logger = opts.logger;
+    this.main.addService(KeyServiceService, opts.keyService);
+    this.main.addService(KeyAdminServiceService, opts.keyAdminService);
+    createReflectionService().addToServer(this.main);
+    opts.health.addToServer(this.main);
+    opts.health.addToServer(this.healthOnly);
+  }
+
+  /** Binds both listeners; resolves to the bound addresses (a port of 0 becomes the real port). */
+  async listen(grpcAddr: string, healthAddr: string): Promise<{ grpcAddr: string; healthAddr: string }> {
+    return {
+      grpcAddr: await bind(this.main, grpcAddr),
+      healthAddr: await bind(this.healthOnly, healthAddr),
+    };
+  }
+
+  /**
+   * Stops accepting calls, lets in-flight ones finish, and cancels whatever is still running
+   * after `timeoutMs`.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    const graceful = Promise.all([drain(this.main), drain(this.healthOnly)]);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    const result = await Promise.race([graceful, timedOut]);
+    clearTimeout(timer);
+    if (result === 'timeout') {
+      this.logger.warn({ timeoutMs }, 'shutdown timeout reached; cancelling in-flight calls');
+      this.main.forceShutdown();
+      this.healthOnly.forceShutdown();
+    }
+  }
+}
+
+function drain(server: Server): Promise<void> {
+  return new Promise((resolve) => server.tryShutdown(() => resolve()));
+}
+
+function bind(server: Server, addr: string): Promise<string> {
+  if (addr.startsWith('unix://')) removeStaleSocket(addr.slice('unix://'.length));
+  return new Promise((resolve, reject) => {
+    server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => {
+      if (err) return reject(new Error(`cannot listen on ${addr}: ${err.message}`, { cause: err }));
+      resolve(addr.startsWith('unix://') ? addr : addr.replace(/:\d+$/, `:${port}`));
+    });
+  });
+}
+
+/** A socket file left by a killed process would make the bind fail; other files are left alone. */
+function removeStaleSocket(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch {
+    // absent: nothing to remove
+  }
+}
