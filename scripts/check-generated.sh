@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Fails when src/gen/ is not what `npm run generate` makes from proto/ (or buf lint fails).
+# Fails when buf lint fails or src/gen/ differs from what `npm run generate` makes from proto/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-npm run --silent generate
-if ! git diff --quiet -- src/gen || [ -n "$(git ls-files --others --exclude-standard src/gen)" ]; then
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+bash scripts/generate.sh "$tmp"
+if ! diff -r src/gen "$tmp/src/gen" >/dev/null; then
   echo "src/gen/ is stale: run 'npm run generate' and commit the result" >&2
-  git status --short src/gen >&2
+  diff -rq src/gen "$tmp/src/gen" >&2 || true
   exit 1
 fi
-echo "generated code is fresh; buf lint is clean"
+echo "buf lint is clean and src/gen/ is fresh"

@@ -87,11 +87,16 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
  * fresh bootstrap token and writes it (mode 0600) where the CLI looks for it. The token itself
  * is never logged, only the path.
  */
-function devAdminToken(path: string, logger: Logger): string {
+function devAdminToken(path: string, logger: Logger): string | undefined {
   const token = `kwdev_${randomBytes(32).toString('base64url')}`;
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, `${token}\n`, { mode: 0o600 });
-  chmodSync(path, 0o600);
+  try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    writeFileSync(path, `${token}\n`, { mode: 0o600 });
+    chmodSync(path, 0o600);
+  } catch (err) {
+    logger.warn({ path, err }, 'no KEYWARD_ADMIN_TOKEN and the development token file cannot be written: the admin API is closed');
+    return undefined;
+  }
   logger.warn({ path }, 'no KEYWARD_ADMIN_TOKEN: generated a development admin token and wrote it to this file');
   return token;
 }
