@@ -21,9 +21,15 @@ export interface CheckedValidateInput extends ValidateInput {
 
 const MALFORMED: Decision = Object.freeze({ code: 'MALFORMED', reason: 'bad_format_or_checksum' });
 
+/** Told about every successful validation (usage tracking); must be cheap: it is on the hot path. */
+export interface UsageRecorder {
+  record(keyId: string, now: number): void;
+}
+
 export interface KeyValidatorOptions {
   source: ValidationSource;
   clock: Clock;
+  usage?: UsageRecorder;
 }
 
 /**
@@ -34,10 +40,12 @@ export interface KeyValidatorOptions {
 export class KeyValidator {
   private readonly source: ValidationSource;
   private readonly clock: Clock;
+  private readonly usage?: UsageRecorder;
 
   constructor(opts: KeyValidatorOptions) {
     this.source = opts.source;
     this.clock = opts.clock;
+    this.usage = opts.usage;
   }
 
   /**
@@ -61,6 +69,9 @@ export class KeyValidator {
   }
 
   private decide(entry: ValidationEntry | undefined, input: CheckedValidateInput): Decision {
-    return decide(entry, { service: input.service || undefined, requiredScopes: input.requiredScopes }, this.clock.now());
+    const now = this.clock.now();
+    const decision = decide(entry, { service: input.service || undefined, requiredScopes: input.requiredScopes }, now);
+    if (decision.code === 'VALID') this.usage?.record(decision.record!.id, now);
+    return decision;
   }
 }

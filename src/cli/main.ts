@@ -13,6 +13,7 @@ import {
 import { ValidateKeyResponse, validationCodeToJSON } from '../gen/keyward/v1/key_service.pb';
 import { adminClient, call, CliError, keyClient, resolveToken } from './admin-client';
 import { formatKey, formatTable } from './format';
+import { runExport, runImport } from './backup-commands';
 import { serve } from './serve';
 
 interface GlobalOptions {
@@ -222,6 +223,20 @@ export function buildProgram(): Command {
       else print(`${validationCodeToJSON(res.code).replace('VALIDATION_CODE_', '')}${res.reason ? ` (${res.reason})` : ''}${res.keyId ? ` ${res.keyId}` : ''}`);
       if (!res.valid) process.exitCode = 3;
     });
+
+  program
+    .command('export')
+    .description('write every key record (hashes, never secrets) as JSON lines, straight from the store')
+    .addOption(new Option('--redis-url <url>', 'the store to read').env('KEYWARD_REDIS_URL').makeOptionMandatory())
+    .option('-o, --output <file>', 'write here instead of standard output')
+    .action(runExport);
+
+  program
+    .command('import')
+    .description('restore records from an export; records whose id exists are left alone (idempotent)')
+    .addOption(new Option('--redis-url <url>', 'the store to write').env('KEYWARD_REDIS_URL').makeOptionMandatory())
+    .option('-i, --input <file>', 'read here instead of standard input')
+    .action(runImport);
 
   return program;
 }

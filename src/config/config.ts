@@ -22,6 +22,12 @@ export class ConfigError extends Error {
 export const ENV_NAMES = {
   grpcAddr: 'KEYWARD_GRPC_ADDR',
   healthAddr: 'KEYWARD_HEALTH_ADDR',
+  redisUrl: 'KEYWARD_REDIS_URL',
+  cacheMaxEntries: 'KEYWARD_CACHE_MAX_ENTRIES',
+  cacheTtl: 'KEYWARD_CACHE_TTL',
+  cacheNegativeTtl: 'KEYWARD_CACHE_NEGATIVE_TTL',
+  cacheMaxStaleness: 'KEYWARD_CACHE_MAX_STALENESS',
+  usageFlushInterval: 'KEYWARD_USAGE_FLUSH_INTERVAL',
   adminToken: 'KEYWARD_ADMIN_TOKEN',
   adminTokenFile: 'KEYWARD_ADMIN_TOKEN_FILE',
   devAdminTokenFile: 'KEYWARD_DEV_ADMIN_TOKEN_FILE',
@@ -46,6 +52,21 @@ const duration = (form: string) =>
 const schema = z.object({
   grpcAddr: address.default('127.0.0.1:50051'),
   healthAddr: address.default('0.0.0.0:9091'),
+  redisUrl: z
+    .string()
+    .refine((u) => /^rediss?:\/\/[^\s]+$/.test(u) && URL.canParse(u), {
+      message: 'must be a redis:// or rediss:// URL, e.g. redis://:password@redis:6379/0',
+    })
+    .optional(),
+  cacheMaxEntries: z.coerce
+    .number({ message: 'must be a whole number' })
+    .int({ message: 'must be a whole number' })
+    .min(0, { message: 'must be 0 (cache off) or more' })
+    .default(100_000),
+  cacheTtl: duration('10s').default(10_000),
+  cacheNegativeTtl: duration('5s').default(5_000),
+  cacheMaxStaleness: duration('5m').default(300_000),
+  usageFlushInterval: duration('1s').default(1_000).refine((ms) => ms >= 100, { message: 'must be at least 100ms' }),
   adminToken: z.string().min(32, { message: 'must be at least 32 characters' }).optional(),
   adminTokenFile: z.string().min(1).optional(),
   devAdminTokenFile: z.string().min(1).default(join(homedir(), '.keyward', 'admin-token')),

@@ -6,7 +6,7 @@ export interface ListQuery {
   readonly service?: string;
   readonly owner?: string;
   readonly state?: KeyState;
-  /** Maximum records to return. */
+  /** Maximum records to return; a positive integer. */
   readonly limit: number;
   /** Return only ids strictly greater than this one (the last id of the previous page). */
   readonly after?: string;
@@ -40,15 +40,20 @@ export interface KeyStore {
   /**
    * Replaces a record whose stored `version` equals `expectedVersion` (compare-and-set).
    * `ConflictError` when another write came first; `NotFoundError` when the record is gone.
-   * Usage fields of `record` are ignored: usage only moves through `addUsage`.
+   * Usage fields of `record` are ignored: usage only moves through `addUsage`. `id` and `hash`
+   * never change (a RangeError otherwise).
    */
   replace(record: KeyRecord, expectedVersion: number): Promise<void>;
   /** Removes a record and its index entries; returns what was removed, if anything. */
   delete(id: string): Promise<KeyRecord | undefined>;
   /** One page, in id order, costing O(log n + page) whatever the number of keys. */
   list(query: ListQuery): Promise<ListPage>;
-  /** Adds usage counts and advances last-used times (never moves them back). */
-  addUsage(deltas: readonly UsageDelta[]): Promise<void>;
+  /**
+   * Adds usage counts and advances last-used times (never moves them back). `batchId` makes
+   * the call idempotent: a batch whose id was applied in the last 24 hours is ignored, so a
+   * retry after an unknown outcome (a timeout) cannot count twice.
+   */
+  addUsage(deltas: readonly UsageDelta[], batchId: string): Promise<void>;
   /** Resolves when the store answers; rejects with `StoreUnavailableError` otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

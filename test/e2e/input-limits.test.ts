@@ -4,6 +4,7 @@ import {
   ListKeysRequest,
   UpdateKeyRequest,
 } from '../../src/gen/keyward/v1/key_admin_service.pb';
+import { KeyState } from '../../src/gen/keyward/v1/api_key.pb';
 import { BatchValidateKeysRequest, ValidateKeyRequest, ValidationCode } from '../../src/gen/keyward/v1/key_service.pb';
 import { call, startKeyward, type KeywardProcess } from '../support/keyward-process';
 
@@ -54,10 +55,10 @@ const badCreates: [string, Partial<CreateKeyRequest>][] = [
   ['scopes[1]', { scopes: ['ok', 'has space'] }],
   ['scopes[0]', { scopes: [long(129)] }],
   ['scopes[0]', { scopes: ['a*b'] }],
-  ['metadata', { metadata: Object.fromEntries(many(33, (i) => [`k${i}`, 'v'])) }],
+  ['metadata', { metadata: Object.fromEntries(many(33, (i): [string, string] => [`k${i}`, "v"])) }],
   ['metadata', { metadata: { [long(65)]: 'v' } }],
   ['metadata["k"]', { metadata: { k: long(513) } }],
-  ['metadata', { metadata: Object.fromEntries(many(10, (i) => [`k${i}`, long(500)])) }],
+  ['metadata', { metadata: Object.fromEntries(many(10, (i): [string, string] => [`k${i}`, long(500)])) }],
   ['prefix', { prefix: 'SK' }],
   ['prefix', { prefix: 'sk_' }],
   ['prefix', { prefix: long(33) }],
@@ -78,7 +79,7 @@ describe('CreateKey limits', () => {
       owner: long(128),
       name: long(128),
       scopes: many(64, (i) => `${'s'.repeat(120)}:${i}`.slice(0, 128)),
-      metadata: Object.fromEntries(many(32, (i) => [`k${i}`, long(100)])),
+      metadata: Object.fromEntries(many(32, (i): [string, string] => [`k${i}`, long(100)])),
     }), kw.root);
     expect(res.key!.scopes).toHaveLength(64);
   });
@@ -129,7 +130,7 @@ describe('UpdateKey, RevokeKey, GetKey, DeleteKey, ListKeys limits', () => {
     await expectInvalid(list({ service: 'orders', pageToken: 'garbage' }), 'page_token');
     await expectInvalid(list({ service: 'orders', pageToken: long(600) }), 'page_token');
     await expectInvalid(list({ service: 'Bad!' }), 'service');
-    await expectInvalid(list({ service: 'orders', state: 99 }), 'state');
+    await expectInvalid(list({ service: "orders", state: 99 as KeyState }), 'state');
     expect((await list({ service: 'orders', pageSize: 1000 })).keys.length).toBeGreaterThan(0);
   });
 });

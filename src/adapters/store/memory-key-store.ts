@@ -12,6 +12,8 @@ export class MemoryKeyStore implements KeyStore {
   private readonly byId = new Map<string, KeyRecord>();
   private readonly idByHash = new Map<string, string>();
   private readonly indexes = new Map<string, SortedIds>();
+  /** Recently applied usage batch ids, oldest first (bounded: retries come within seconds). */
+  private readonly usageBatches = new Set<string>();
   private closed = false;
 
   async create(record: KeyRecord): Promise<void> {
@@ -41,6 +43,7 @@ export class MemoryKeyStore implements KeyStore {
     this.assertOpen();
     const current = this.byId.get(record.id);
     if (!current) throw new NotFoundError(`key ${record.id} not found`);
+    if (current.hash !== record.hash) throw new RangeError(`replace must not change the hash of key ${record.id}`);
     if (current.version !== expectedVersion) {
       throw new ConflictError(`key ${record.id} was changed concurrently (version ${current.version}, expected ${expectedVersion})`);
     }
@@ -59,11 +62,12 @@ export class MemoryKeyStore implements KeyStore {
     this.byId.delete(id);
     this.idByHash.delete(current.hash);
     for (const name of indexNames(current)) this.index(name).remove(id);
-    return current;
+    return clone(current);
   }
 
   async list(query: ListQuery): Promise<ListPage> {
     this.assertOpen();
+    if (!Number.isInteger(query.limit) || query.limit < 1) throw new RangeError(`list limit must be a positive integer, got ${query.limit}`);
     const { name, residualState } = chooseIndex(query);
     const ids = this.indexes.get(name);
     const records: KeyRecord[] = [];
@@ -82,8 +86,11 @@ export class MemoryKeyStore implements KeyStore {
     return more ? { records, nextAfter: records[records.length - 1].id } : { records };
   }
 
-  async addUsage(deltas: readonly UsageDelta[]): Promise<void> {
+  async addUsage(deltas: readonly UsageDelta[], batchId: string): Promise<void> {
     this.assertOpen();
+    if (this.usageBatches.has(batchId)) return;
+    this.usageBatches.add(batchId);
+    if (this.usageBatches.size > 10_000) this.usageBatches.delete(this.usageBatches.values().next().value!);
     for (const d of deltas) {
       const r = this.byId.get(d.keyId);
       if (!r) continue; // deleted meanwhile: usage of a gone key is dropped

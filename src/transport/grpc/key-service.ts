@@ -1,6 +1,6 @@
-import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
+import { status, type sendUnaryData, type ServerDuplexStream, type ServerUnaryCall } from '@grpc/grpc-js';
 import { KeyValidator, type ValidateInput } from '../../app/key-validator';
-import { InvalidArgumentError } from '../../domain/errors';
+import { InvalidArgumentError, isKeywardError } from '../../domain/errors';
 import { LIMITS } from '../../domain/input-rules';
 import type { Decision } from '../../domain/validation';
 import type {
@@ -9,6 +9,9 @@ import type {
   KeyServiceServer,
   ValidateKeyRequest,
   ValidateKeyResponse,
+  ValidateKeyStreamError,
+  ValidateKeyStreamRequest,
+  ValidateKeyStreamResponse,
 } from '../../gen/keyward/v1/key_service.pb';
 import type { Logger } from '../../logger';
 import { toValidateKeyResponse } from './proto-mapping';
@@ -80,5 +83,65 @@ export function createKeyService({ validator, logger }: KeyServiceOptions): KeyS
         fail(callback, err);
       }
     },
+
+    validateKeyStream(call: ServerDuplexStream<ValidateKeyStreamRequest, ValidateKeyStreamResponse>) {
+      let inflight = 0;
+      let ended = false;
+      const finish = () => {
+        if (ended && inflight === 0) call.end();
+      };
+      const send = (msg: ValidateKeyStreamResponse) => {
+        // Respect flow control: stop reading requests while the answers cannot be written.
+        if (!call.write(msg)) {
+          call.pause();
+          call.once('drain', () => call.resume());
+        }
+      };
+      const answerError = (id: number, err: unknown) => {
+        if (isInternal(err)) logger.error({ err }, 'stream validation failed');
+        send({ id, response: undefined, error: toStreamError(err) });
+      };
+      call.on('data', (msg: ValidateKeyStreamRequest) => {
+        const id = msg.id;
+        let result: Decision | Promise<Decision>;
+        try {
+          result = validator.validate(KeyValidator.checkRequest(toInput(msg.request ?? EMPTY_REQUEST)));
+        } catch (err) {
+          return answerError(id, err);
+        }
+        if (result instanceof Promise) {
+          inflight++;
+          result
+            .then(
+              (d) => send({ id, response: toValidateKeyResponse(d), error: undefined }),
+              (err) => answerError(id, err),
+            )
+            .finally(() => {
+              inflight--;
+              finish();
+            });
+        } else {
+          send({ id, response: toValidateKeyResponse(result), error: undefined });
+        }
+      });
+      call.on('end', () => {
+        ended = true;
+        finish();
+      });
+      call.on('error', () => {
+        // The client went away; in-flight answers are dropped by grpc-js.
+      });
+    },
+  };
+}
+
+const EMPTY_REQUEST: ValidateKeyRequest = { key: '', requiredScopes: [], service: '', clientIp: '', cost: 0 };
+
+function toStreamError(err: unknown): ValidateKeyStreamError {
+  const { code, details } = toServiceError(err);
+  return {
+    code: status[code],
+    message: details ?? '',
+    field: isKeywardError(err) && 'field' in err && typeof err.field === 'string' ? err.field : '',
   };
 }

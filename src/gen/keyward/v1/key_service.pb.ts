@@ -10,8 +10,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -190,6 +192,35 @@ export interface BatchValidateKeysRequest {
 export interface BatchValidateKeysResponse {
   /** One answer per request, in request order. */
   responses: ValidateKeyResponse[];
+}
+
+export interface ValidateKeyStreamRequest {
+  /** Chosen by the caller to match answers to requests; echoed in the answer. */
+  id: number;
+  request: ValidateKeyRequest | undefined;
+}
+
+export interface ValidateKeyStreamResponse {
+  /** The `id` of the request this answers. */
+  id: number;
+  /** The answer, unless `error` is set. */
+  response:
+    | ValidateKeyResponse
+    | undefined;
+  /** Set instead of `response` when the request was malformed or the store unreachable. */
+  error: ValidateKeyStreamError | undefined;
+}
+
+/**
+ * A per-item failure inside a stream, with the meaning the same failure has as a gRPC status
+ * of `ValidateKey`.
+ */
+export interface ValidateKeyStreamError {
+  /** gRPC status code name: `INVALID_ARGUMENT` or `UNAVAILABLE`. */
+  code: string;
+  message: string;
+  /** For `INVALID_ARGUMENT`, the request field at fault, e.g. `client_ip`. */
+  field: string;
 }
 
 function createBaseValidateKeyRequest(): ValidateKeyRequest {
@@ -826,6 +857,299 @@ export const BatchValidateKeysResponse: MessageFns<BatchValidateKeysResponse> = 
   },
 };
 
+function createBaseValidateKeyStreamRequest(): ValidateKeyStreamRequest {
+  return { id: 0, request: undefined };
+}
+
+export const ValidateKeyStreamRequest: MessageFns<ValidateKeyStreamRequest> = {
+  encode(message: ValidateKeyStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.request !== undefined) {
+      ValidateKeyRequest.encode(message.request, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ValidateKeyStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseValidateKeyStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.request = ValidateKeyRequest.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ValidateKeyStreamRequest {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      request: isSet(object.request) ? ValidateKeyRequest.fromJSON(object.request) : undefined,
+    };
+  },
+
+  toJSON(message: ValidateKeyStreamRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.request !== undefined) {
+      obj.request = ValidateKeyRequest.toJSON(message.request);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ValidateKeyStreamRequest>, I>>(base?: I): ValidateKeyStreamRequest {
+    return ValidateKeyStreamRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ValidateKeyStreamRequest>, I>>(object: I): ValidateKeyStreamRequest {
+    const message = createBaseValidateKeyStreamRequest();
+    message.id = object.id ?? 0;
+    message.request = (object.request !== undefined && object.request !== null)
+      ? ValidateKeyRequest.fromPartial(object.request)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseValidateKeyStreamResponse(): ValidateKeyStreamResponse {
+  return { id: 0, response: undefined, error: undefined };
+}
+
+export const ValidateKeyStreamResponse: MessageFns<ValidateKeyStreamResponse> = {
+  encode(message: ValidateKeyStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.response !== undefined) {
+      ValidateKeyResponse.encode(message.response, writer.uint32(18).fork()).join();
+    }
+    if (message.error !== undefined) {
+      ValidateKeyStreamError.encode(message.error, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ValidateKeyStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseValidateKeyStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.response = ValidateKeyResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = ValidateKeyStreamError.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ValidateKeyStreamResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      response: isSet(object.response) ? ValidateKeyResponse.fromJSON(object.response) : undefined,
+      error: isSet(object.error) ? ValidateKeyStreamError.fromJSON(object.error) : undefined,
+    };
+  },
+
+  toJSON(message: ValidateKeyStreamResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.response !== undefined) {
+      obj.response = ValidateKeyResponse.toJSON(message.response);
+    }
+    if (message.error !== undefined) {
+      obj.error = ValidateKeyStreamError.toJSON(message.error);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ValidateKeyStreamResponse>, I>>(base?: I): ValidateKeyStreamResponse {
+    return ValidateKeyStreamResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ValidateKeyStreamResponse>, I>>(object: I): ValidateKeyStreamResponse {
+    const message = createBaseValidateKeyStreamResponse();
+    message.id = object.id ?? 0;
+    message.response = (object.response !== undefined && object.response !== null)
+      ? ValidateKeyResponse.fromPartial(object.response)
+      : undefined;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? ValidateKeyStreamError.fromPartial(object.error)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseValidateKeyStreamError(): ValidateKeyStreamError {
+  return { code: "", message: "", field: "" };
+}
+
+export const ValidateKeyStreamError: MessageFns<ValidateKeyStreamError> = {
+  encode(message: ValidateKeyStreamError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== "") {
+      writer.uint32(10).string(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    if (message.field !== "") {
+      writer.uint32(26).string(message.field);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ValidateKeyStreamError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseValidateKeyStreamError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.field = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ValidateKeyStreamError {
+    return {
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      field: isSet(object.field) ? globalThis.String(object.field) : "",
+    };
+  },
+
+  toJSON(message: ValidateKeyStreamError): unknown {
+    const obj: any = {};
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.field !== "") {
+      obj.field = message.field;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ValidateKeyStreamError>, I>>(base?: I): ValidateKeyStreamError {
+    return ValidateKeyStreamError.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ValidateKeyStreamError>, I>>(object: I): ValidateKeyStreamError {
+    const message = createBaseValidateKeyStreamError();
+    message.code = object.code ?? "";
+    message.message = object.message ?? "";
+    message.field = object.field ?? "";
+    return message;
+  },
+};
+
 /**
  * KeyService answers whether an API key is valid. It is the hot path: answers come from the
  * sidecar's in-process cache whenever possible. Outcomes are codes in the response, never
@@ -857,6 +1181,22 @@ export const KeyServiceService = {
       Buffer.from(BatchValidateKeysResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): BatchValidateKeysResponse => BatchValidateKeysResponse.decode(value),
   },
+  /**
+   * Validates a stream of requests over one call, for callers that validate at high rates.
+   * Every answer carries the `id` of its request; answers may arrive out of request order.
+   * A bad request or an unreachable store answers that item with `error`; the stream stays open.
+   */
+  validateKeyStream: {
+    path: "/keyward.v1.KeyService/ValidateKeyStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: ValidateKeyStreamRequest): Buffer =>
+      Buffer.from(ValidateKeyStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ValidateKeyStreamRequest => ValidateKeyStreamRequest.decode(value),
+    responseSerialize: (value: ValidateKeyStreamResponse): Buffer =>
+      Buffer.from(ValidateKeyStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ValidateKeyStreamResponse => ValidateKeyStreamResponse.decode(value),
+  },
 } as const;
 
 export interface KeyServiceServer extends UntypedServiceImplementation {
@@ -864,6 +1204,12 @@ export interface KeyServiceServer extends UntypedServiceImplementation {
   validateKey: handleUnaryCall<ValidateKeyRequest, ValidateKeyResponse>;
   /** Validates many keys in one call (at most 1000). Answers are in request order. */
   batchValidateKeys: handleUnaryCall<BatchValidateKeysRequest, BatchValidateKeysResponse>;
+  /**
+   * Validates a stream of requests over one call, for callers that validate at high rates.
+   * Every answer carries the `id` of its request; answers may arrive out of request order.
+   * A bad request or an unreachable store answers that item with `error`; the stream stays open.
+   */
+  validateKeyStream: handleBidiStreamingCall<ValidateKeyStreamRequest, ValidateKeyStreamResponse>;
 }
 
 export interface KeyServiceClient extends Client {
@@ -899,6 +1245,19 @@ export interface KeyServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: BatchValidateKeysResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Validates a stream of requests over one call, for callers that validate at high rates.
+   * Every answer carries the `id` of its request; answers may arrive out of request order.
+   * A bad request or an unreachable store answers that item with `error`; the stream stays open.
+   */
+  validateKeyStream(): ClientDuplexStream<ValidateKeyStreamRequest, ValidateKeyStreamResponse>;
+  validateKeyStream(
+    options: Partial<CallOptions>,
+  ): ClientDuplexStream<ValidateKeyStreamRequest, ValidateKeyStreamResponse>;
+  validateKeyStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<ValidateKeyStreamRequest, ValidateKeyStreamResponse>;
 }
 
 export const KeyServiceClient = makeGenericClientConstructor(KeyServiceService, "keyward.v1.KeyService") as unknown as {
@@ -939,6 +1298,17 @@ function fromJsonTimestamp(o: any): Date {
   } else {
     return fromTimestamp(Timestamp.fromJSON(o));
   }
+}
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
 }
 
 function isObject(value: any): boolean {

@@ -1,0 +1,128 @@
+import { LRUCache } from 'lru-cache';
+import type { Clock } from '../../domain/clock';
+import { StoreUnavailableError } from '../../domain/errors';
+import type { KeyRecord } from '../../domain/key-record';
+import { toValidationEntry, type ValidationEntry } from '../../domain/validation';
+import type { ValidationSource } from '../../ports/validation-source';
+
+export interface ValidationCacheOptions {
+  /** Reads one record by key hash from the store of record. */
+  load: (hash: string) => Promise<KeyRecord | undefined>;
+  clock: Clock;
+  /** Most entries kept; the least recently used go first. */
+  maxEntries: number;
+  /** How long a found key is answered from memory before the store is asked again. */
+  ttlMs: number;
+  /** How long an unknown key is remembered as unknown (guards the store against floods of bad keys). */
+  negativeTtlMs: number;
+  /**
+   * How long past its TTL a found key may still be answered when the store cannot be reached.
+   * Beyond it, and for keys never seen, validation fails closed with `StoreUnavailableError`.
+   */
+  maxStalenessMs: number;
+  /** Told when a stale entry was served because the store failed. */
+  onStaleServed?: (hash: string) => void;
+}
+
+interface Item {
+  /** undefined: the store said there is no such key. */
+  readonly entry: ValidationEntry | undefined;
+  readonly freshUntil: number;
+  /** After this the item may not be served at all (fresh + maximum staleness for found keys). */
+  readonly usableUntil: number;
+}
+
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  staleServed: number;
+  evictions: number;
+}
+
+/**
+ * The sidecar's in-process cache of validation records, keyed by key hash. A fresh hit answers
+ * synchronously (no promise on the hot path). Concurrent misses for one hash share one store
+ * read. A change to a key (local write or, later, an event from another sidecar) invalidates
+ * its entry, and a read that started before the invalidation is not allowed to put the old
+ * record back.
+ */
+export class ValidationCache implements ValidationSource {
+  private readonly lru: LRUCache<string, Item>;
+  private readonly inflight = new Map<string, Promise<ValidationEntry | undefined>>();
+  private readonly opts: ValidationCacheOptions;
+  readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, evictions: 0 };
+
+  constructor(opts: ValidationCacheOptions) {
+    this.opts = opts;
+    this.lru = new LRUCache<string, Item>({
+      max: opts.maxEntries,
+      dispose: (_v, _k, reason) => {
+        if (reason === 'evict') this.stats.evictions++;
+      },
+    });
+  }
+
+  get size(): number {
+    return this.lru.size;
+  }
+
+  lookup(hash: string): ValidationEntry | undefined | Promise<ValidationEntry | undefined> {
+    const item = this.lru.get(hash);
+    if (item !== undefined && this.opts.clock.now() < item.freshUntil) {
+      this.stats.hits++;
+      return item.entry;
+    }
+    this.stats.misses++;
+    return this.inflight.get(hash) ?? this.fetch(hash, item);
+  }
+
+  /** Drops a key's entry; an in-flight read for it will not be cached. */
+  invalidate(hash: string): void {
+    this.lru.delete(hash);
+    this.inflight.delete(hash);
+  }
+
+  /** Replaces a key's entry with a record known to be current (e.g. just written by this sidecar). */
+  put(record: KeyRecord): void {
+    this.inflight.delete(record.hash);
+    this.store(record.hash, toValidationEntry(record));
+  }
+
+  clear(): void {
+    this.lru.clear();
+    this.inflight.clear();
+  }
+
+  private fetch(hash: string, previous: Item | undefined): Promise<ValidationEntry | undefined> {
+    const promise = this.opts.load(hash).then(
+      (record) => {
+        const entry = record && toValidationEntry(record);
+        if (this.inflight.get(hash) === promise) {
+          this.inflight.delete(hash);
+          this.store(hash, entry);
+        }
+        return entry;
+      },
+      (err: unknown) => {
+        if (this.inflight.get(hash) === promise) this.inflight.delete(hash);
+        const now = this.opts.clock.now();
+        // Serve a found key up to the maximum staleness; unknown keys fail closed.
+        if (previous?.entry !== undefined && now < previous.usableUntil && this.lru.has(hash)) {
+          this.stats.staleServed++;
+          this.opts.onStaleServed?.(hash);
+          return previous.entry;
+        }
+        throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError('key store unreachable', { cause: err });
+      },
+    );
+    this.inflight.set(hash, promise);
+    return promise;
+  }
+
+  private store(hash: string, entry: ValidationEntry | undefined): void {
+    const now = this.opts.clock.now();
+    const ttl = entry ? this.opts.ttlMs : this.opts.negativeTtlMs;
+    const usableUntil = entry ? now + ttl + this.opts.maxStalenessMs : now + ttl;
+    this.lru.set(hash, { entry, freshUntil: now + ttl, usableUntil });
+  }
+}
