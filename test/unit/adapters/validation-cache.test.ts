@@ -1,0 +1,189 @@
+import { ValidationCache } from '../../../src/adapters/cache/validation-cache';
+import { ManualClock } from '../../../src/domain/clock';
+import { StoreUnavailableError } from '../../../src/domain/errors';
+import type { KeyRecord } from '../../../src/domain/key-record';
+
+function record(hash: string, over: Partial<KeyRecord> = {}): KeyRecord {
+  return {
+    id: `key_${hash.padEnd(26, '0').slice(0, 26).toUpperCase()}`,
+    hash,
+    service: 'orders',
+    owner: '',
+    name: '',
+    prefix: 'sk',
+    hint: 'sk_abcd',
+    scopes: ['orders:*'],
+    metadata: {},
+    state: 'active',
+    createdAt: 0,
+    updatedAt: 0,
+    usageCount: 0,
+    version: 1,
+    ...over,
+  };
+}
+
+/** A store double whose answers the test controls: resolve, reject, or hold. */
+class FakeLoader {
+  calls: string[] = [];
+  records = new Map<string, KeyRecord>();
+  failing = false;
+  held: { hash: string; release: () => void }[] = [];
+  hold = false;
+
+  load = (hash: string): Promise<KeyRecord | undefined> => {
+    this.calls.push(hash);
+    const snapshot = this.records.get(hash); // what the store held when the read reached it
+    const answer = () => {
+      if (this.failing) throw new Error('connection refused');
+      return snapshot;
+    };
+    if (!this.hold) return Promise.resolve().then(answer);
+    return new Promise((resolve, reject) => {
+      this.held.push({
+        hash,
+        release: () => {
+          try {
+            resolve(answer());
+          } catch (e) {
+            reject(e);
+          }
+        },
+      });
+    });
+  };
+}
+
+function setup(over: Partial<ConstructorParameters<typeof ValidationCache>[0]> = {}) {
+  const clock = new ManualClock(1_000_000);
+  const loader = new FakeLoader();
+  const cache = new ValidationCache({
+    load: loader.load,
+    clock,
+    maxEntries: 100,
+    ttlMs: 10_000,
+    negativeTtlMs: 2_000,
+    maxStalenessMs: 60_000,
+    ...over,
+  });
+  return { clock, loader, cache };
+}
+
+describe('ValidationCache', () => {
+  test('a miss reads the store once; a fresh hit answers synchronously without a read', async () => {
+    const { loader, cache } = setup();
+    loader.records.set('h1', record('h1'));
+    const first = cache.lookup('h1');
+    expect(first).toBeInstanceOf(Promise);
+    expect((await first)?.record.id).toBe(record('h1').id);
+    const second = cache.lookup('h1');
+    expect(second).not.toBeInstanceOf(Promise);
+    expect((second as { record: KeyRecord }).record.hash).toBe('h1');
+    expect(loader.calls).toEqual(['h1']);
+    expect(cache.stats).toMatchObject({ hits: 1, misses: 1 });
+  });
+
+  test('concurrent misses for one key share one store read', async () => {
+    const { loader, cache } = setup();
+    loader.records.set('h1', record('h1'));
+    loader.hold = true;
+    const waiting = Array.from({ length: 50 }, () => cache.lookup('h1'));
+    expect(loader.calls).toHaveLength(1);
+    loader.held[0].release();
+    const answers = await Promise.all(waiting);
+    expect(answers.every((a) => a?.record.hash === 'h1')).toBe(true);
+    expect(loader.calls).toHaveLength(1);
+  });
+
+  test('positive entries expire after the TTL, negative ones after the negative TTL', async () => {
+    const { clock, loader, cache } = setup();
+    loader.records.set('known', record('known'));
+    await cache.lookup('known');
+    expect(await cache.lookup('unknown')).toBeUndefined();
+    clock.advance(1_999);
+    cache.lookup('known');
+    cache.lookup('unknown');
+    expect(loader.calls).toEqual(['known', 'unknown']);
+    clock.advance(1); // negative TTL over
+    await cache.lookup('unknown');
+    expect(loader.calls).toEqual(['known', 'unknown', 'unknown']);
+    clock.advance(8_000); // positive TTL over
+    await cache.lookup('known');
+    expect(loader.calls).toEqual(['known', 'unknown', 'unknown', 'known']);
+  });
+
+  test('when the store fails, a found key is served stale up to the maximum staleness', async () => {
+    const onStaleServed = jest.fn();
+    const { clock, loader, cache } = setup({ onStaleServed });
+    loader.records.set('h1', record('h1'));
+    await cache.lookup('h1');
+    loader.failing = true;
+    clock.advance(10_000 + 59_999); // past the TTL, inside the staleness bound
+    expect((await cache.lookup('h1'))?.record.hash).toBe('h1');
+    expect(onStaleServed).toHaveBeenCalledWith('h1');
+    expect(cache.stats.staleServed).toBe(1);
+    clock.advance(1); // bound reached
+    await expect(cache.lookup('h1')).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+
+  test('unknown keys fail closed when the store fails, even if remembered as unknown before', async () => {
+    const { clock, loader, cache } = setup();
+    expect(await cache.lookup('nope')).toBeUndefined();
+    loader.failing = true;
+    clock.advance(2_000);
+    await expect(cache.lookup('nope')).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(cache.lookup('never-seen')).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+
+  test('invalidation drops an entry, and a read started before it cannot put the old record back', async () => {
+    const { loader, cache } = setup();
+    loader.records.set('h1', record('h1'));
+    loader.hold = true;
+    const before = cache.lookup('h1');
+    cache.invalidate('h1'); // e.g. revoked meanwhile
+    loader.records.set('h1', record('h1', { state: 'revoked' }));
+    loader.held[0].release();
+    expect((await before)?.record.state).toBe('active'); // that caller raced the revoke
+    loader.hold = false;
+    expect((await cache.lookup('h1'))?.record.state).toBe('revoked'); // but it was not cached
+    expect(loader.calls).toHaveLength(2);
+  });
+
+  test('put replaces an entry with a known-current record', async () => {
+    const { loader, cache } = setup();
+    loader.records.set('h1', record('h1'));
+    await cache.lookup('h1');
+    cache.put(record('h1', { state: 'disabled' }));
+    expect((cache.lookup('h1') as { record: KeyRecord }).record.state).toBe('disabled');
+    expect(loader.calls).toHaveLength(1);
+  });
+
+  test('an invalidated key is not served stale during an outage', async () => {
+    const { clock, loader, cache } = setup();
+    loader.records.set('h1', record('h1'));
+    await cache.lookup('h1');
+    cache.invalidate('h1');
+    loader.failing = true;
+    clock.advance(1);
+    await expect(cache.lookup('h1')).rejects.toBeInstanceOf(StoreUnavailableError);
+  });
+
+  test('size is bounded; the least recently used entry goes first', async () => {
+    const { loader, cache } = setup({ maxEntries: 3 });
+    for (const h of ['a', 'b', 'c']) {
+      loader.records.set(h, record(h));
+      await cache.lookup(h);
+    }
+    cache.lookup('a'); // a is now most recent
+    loader.records.set('d', record('d'));
+    await cache.lookup('d');
+    expect(cache.size).toBe(3);
+    expect(cache.stats.evictions).toBe(1);
+    loader.calls = [];
+    cache.lookup('a');
+    cache.lookup('c');
+    expect(loader.calls).toEqual([]);
+    await cache.lookup('b');
+    expect(loader.calls).toEqual(['b']);
+  });
+});
