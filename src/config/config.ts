@@ -37,13 +37,15 @@ export const ENV_NAMES = {
 } as const;
 type SettingName = keyof typeof ENV_NAMES;
 
+const MAX_DURATION_MS = 2_147_483_647;
 const ADDRESS_FORM = 'host:port (e.g. 127.0.0.1:50051, [::1]:50051, 0.0.0.0:9091) or unix:///absolute/path';
 const address = z.string().refine(isListenAddress, { message: `must be ${ADDRESS_FORM}` });
 const duration = (form: string) =>
   z.union([z.string(), z.number()]).transform((v, ctx) => {
     const ms = typeof v === 'number' ? v : parseDuration(v);
-    if (ms === undefined || ms < 0) {
-      ctx.addIssue({ code: 'custom', message: `must be a duration such as ${form}` });
+    // setTimeout treats anything above 2^31-1 ms (about 24 days) as 1 ms.
+    if (ms === undefined || ms < 0 || ms > MAX_DURATION_MS) {
+      ctx.addIssue({ code: 'custom', message: `must be a duration such as ${form}, at most 24d` });
       return z.NEVER;
     }
     return ms;
@@ -122,7 +124,7 @@ function readConfigFile(path: string): Record<string, unknown> {
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw new ConfigError(`KEYWARD_CONFIG: ${path} must hold a mapping of settings`);
   }
-  const unknown = Object.keys(data).filter((k) => !(k in ENV_NAMES));
+  const unknown = Object.keys(data).filter((k) => !Object.hasOwn(ENV_NAMES, k));
   if (unknown.length > 0) {
     throw new ConfigError(
       `KEYWARD_CONFIG: unknown setting(s) ${unknown.join(', ')} in ${path}; known: ${Object.keys(ENV_NAMES).join(', ')}`,

@@ -23,7 +23,8 @@ export const LIMITS = {
   pageSizeDefault: 100,
   pageSizeMax: 1000,
   batchSize: 1000,
-  pageTokenLength: 512,
+  /** Room for the longest token keyward issues: 128 owner characters take up to 7 bytes each in it. */
+  pageTokenLength: 2048,
   maxCost: 1_000_000,
 } as const;
 
