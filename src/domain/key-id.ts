@@ -12,7 +12,11 @@ export class KeyIdGenerator {
   private lastTime = -1;
   private lastRandom: number[] = [];
 
-  constructor(private readonly bytes: (n: number) => Uint8Array = randomBytes) {}
+  /** `prefix` names the kind of id: `key` for keys, `evt` for events. */
+  constructor(
+    private readonly bytes: (n: number) => Uint8Array = randomBytes,
+    private readonly prefix = 'key',
+  ) {}
 
   /** Strictly increasing within this generator, even for ids made in the same millisecond. */
   next(nowMs: number): string {
@@ -32,7 +36,7 @@ export class KeyIdGenerator {
       time = CROCKFORD[t % 32] + time;
       t = Math.floor(t / 32);
     }
-    return `key_${time}${random.map((d) => CROCKFORD[d]).join('')}`;
+    return `${this.prefix}_${time}${random.map((d) => CROCKFORD[d]).join('')}`;
   }
 }
 

@@ -4,7 +4,7 @@ import type { KeyAdmin } from '../../app/key-admin';
 import type { Principal } from '../../domain/admin-access';
 import type { KeyAdminServiceServer } from '../../gen/keyward/v1/key_admin_service.pb';
 import type { Logger } from '../../logger';
-import { fromDate, stateFromProto, toApiKey } from './proto-mapping';
+import { fromDate, stateFromProto, toApiKey } from '../../codec/proto-mapping';
 import { isInternal, toServiceError } from './status';
 
 export interface KeyAdminServiceOptions {

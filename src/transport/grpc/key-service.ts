@@ -14,7 +14,7 @@ import type {
   ValidateKeyStreamResponse,
 } from '../../gen/keyward/v1/key_service.pb';
 import type { Logger } from '../../logger';
-import { toValidateKeyResponse } from './proto-mapping';
+import { toValidateKeyResponse } from '../../codec/proto-mapping';
 import { isInternal, toServiceError } from './status';
 
 export interface KeyServiceOptions {

@@ -1,8 +1,8 @@
-import type { KeyRecord, KeyState as DomainKeyState } from '../../domain/key-record';
-import type { Decision, ValidationCode as DomainCode } from '../../domain/validation';
-import { InvalidArgumentError } from '../../domain/errors';
-import { ApiKey, KeyState } from '../../gen/keyward/v1/api_key.pb';
-import { ValidationCode, type ValidateKeyResponse } from '../../gen/keyward/v1/key_service.pb';
+import type { KeyRecord, KeyState as DomainKeyState } from '../domain/key-record';
+import type { Decision, ValidationCode as DomainCode } from '../domain/validation';
+import { InvalidArgumentError } from '../domain/errors';
+import { ApiKey, KeyState } from '../gen/keyward/v1/api_key.pb';
+import { ValidationCode, type ValidateKeyResponse } from '../gen/keyward/v1/key_service.pb';
 
 const STATE_TO_PROTO: Record<DomainKeyState, KeyState> = {
   active: KeyState.KEY_STATE_ACTIVE,

@@ -1,0 +1,23 @@
+import type { WireEvent } from './event-transport';
+
+export interface OutboxEntry {
+  /** Position in the outbox; increases with every append. */
+  readonly seq: string;
+  readonly event: WireEvent;
+}
+
+/**
+ * A durable, ordered queue of events not yet published: an admin change appends its event here
+ * first (Redis stream, or memory in embedded mode), and the relay publishes from it in order,
+ * so events survive a NATS outage and a sidecar crash alike.
+ */
+export interface EventOutbox {
+  append(event: WireEvent): Promise<void>;
+  /** Up to `limit` entries after `afterSeq`, oldest first; waits up to `blockMs` when there are none. */
+  read(afterSeq: string | undefined, limit: number, blockMs: number): Promise<OutboxEntry[]>;
+  /** Drops entries up to and including `seq` (they are published). */
+  ack(seq: string): Promise<void>;
+  /** Entries waiting to be published. */
+  size(): Promise<number>;
+  close(): Promise<void>;
+}
