@@ -2,19 +2,37 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { HealthImplementation } from 'grpc-health-check';
+import { MemoryAuditLog } from './adapters/audit/memory-audit-log';
+import { RedisAuditLog } from './adapters/audit/redis-audit-log';
 import { ValidationCache } from './adapters/cache/validation-cache';
+import { InProcessEventTransport } from './adapters/events/in-process-event-transport';
+import { MemoryEventOutbox } from './adapters/events/memory-event-outbox';
+import { createNatsEventTransport } from './adapters/events/nats-event-transport';
+import { RedisEventOutbox } from './adapters/events/redis-event-outbox';
+import { RedisLease } from './adapters/events/redis-lease';
+import { createNotificationChannels } from './adapters/notify/create-channels';
+import { MemoryDeadLetterStore } from './adapters/notify/memory-dead-letter-store';
+import { RedisDeadLetterStore } from './adapters/notify/redis-dead-letter-store';
+import { createRedisClient, waitUntilReady, type RedisClient } from './adapters/redis/redis-client';
 import { MemoryKeyStore } from './adapters/store/memory-key-store';
-import { createRedisClient, RedisKeyStore, waitUntilReady } from './adapters/store/redis-key-store';
+import { RedisKeyStore } from './adapters/store/redis-key-store';
 import { AdminAuthenticator } from './app/admin-authenticator';
+import { AuditQuery } from './app/audit-query';
+import { AuditRecorder } from './app/audit-recorder';
+import { EventRelay } from './app/event-relay';
 import { KeyAdmin } from './app/key-admin';
+import { keyChangeEffects } from './app/key-change-effects';
 import { KeyValidator } from './app/key-validator';
+import { NotificationRouter } from './app/notification-router';
 import { StoreHealthMonitor } from './app/store-health-monitor';
 import { StoreValidationSource } from './app/store-validation-source';
 import { UsageTracker } from './app/usage-tracker';
 import type { Config } from './config/config';
 import { systemClock, type Clock } from './domain/clock';
+import { invalidatesKey } from './domain/events';
 import { KeyIdGenerator } from './domain/key-id';
 import type { Logger } from './logger';
+import type { EventTransport } from './ports/event-transport';
 import type { KeyStore } from './ports/key-store';
 import { createKeyAdminService } from './transport/grpc/key-admin-service';
 import { createKeyService } from './transport/grpc/key-service';
@@ -41,14 +59,39 @@ export interface Sidecar {
 const SERVICES = ['', 'keyward.v1.KeyService', 'keyward.v1.KeyAdminService'];
 /** Liveness: SERVING for as long as the process runs, so a Redis outage does not restart pods. */
 const LIVENESS = 'keyward.liveness';
+/** How long shutdown waits for the relay to publish what is still in the outbox. */
+const RELAY_DRAIN_MS = 2_000;
 
 /** The composition root: builds every adapter and use case from the config and wires them. */
 export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   const { config, logger } = deps;
   const clock = deps.clock ?? systemClock;
-  const store = deps.store ?? createStore(config, logger);
-  const embedded = deps.store === undefined && config.redisUrl === undefined;
+  const redis = config.redisUrl === undefined ? undefined : connectRedis(config.redisUrl, logger);
+  const store = deps.store ?? (redis ? new RedisKeyStore({ redis }) : new MemoryKeyStore());
+  const embedded = deps.store === undefined && redis === undefined;
 
+  // Events: a durable outbox, one relay at a time publishing it in order, and the transport.
+  const transport: EventTransport = config.natsUrl
+    ? await createNatsEventTransport({ url: config.natsUrl, logger, streamMaxAge: config.eventsMaxAge, name: `keyward-${process.pid}` })
+    : new InProcessEventTransport({ logger });
+  const lease = redis ? new RedisLease({ redis }) : undefined;
+  const outbox = redis ? new RedisEventOutbox({ redis, lease }) : new MemoryEventOutbox();
+  const relay = new EventRelay({ outbox, transport, logger, lease });
+
+  // Audit trail and notification channels.
+  const auditLog = redis
+    ? new RedisAuditLog({ redis, retentionMs: config.auditRetention, maxEntries: config.auditMaxEntries })
+    : new MemoryAuditLog({ retentionMs: config.auditRetention, maxEntries: Math.min(config.auditMaxEntries, 100_000), now: () => clock.now() });
+  const audit = new AuditRecorder({ log: auditLog, logger, intervalMs: 1_000, throttleMs: config.auditValidationThrottle });
+  const deadLetters = redis ? new RedisDeadLetterStore({ redis }) : new MemoryDeadLetterStore();
+  const router = new NotificationRouter({
+    channels: createNotificationChannels({ webhooks: config.notifications.webhooks, deadLetters, logger, closeTimeoutMs: 5_000 }),
+    routes: config.notifications.routes,
+    batch: config.notifications.batch,
+    logger,
+  });
+
+  // Validation: cache in front of the store, usage and audit off the hot path.
   const usage = new UsageTracker({ store, logger, intervalMs: config.usageFlushInterval });
   const cache =
     config.cacheMaxEntries > 0
@@ -61,14 +104,13 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
           maxStalenessMs: config.cacheMaxStaleness,
         })
       : undefined;
-  const validator = new KeyValidator({ source: cache ?? new StoreValidationSource(store), clock, usage });
+  const validator = new KeyValidator({ source: cache ?? new StoreValidationSource(store), clock, usage, audit });
   const admin = new KeyAdmin({
     store,
     clock,
     ids: new KeyIdGenerator(),
     defaultPrefix: config.keyPrefix,
-    // This sidecar's own writes take effect in its cache at once.
-    onChange: (kind, record) => (kind === 'deleted' ? cache?.invalidate(record.hash) : cache?.put(record)),
+    onChange: keyChangeEffects({ cache, outbox, audit, clock, eventIds: new KeyIdGenerator(undefined, 'evt'), logger }),
   });
   const authenticator = new AdminAuthenticator({
     bootstrapToken: config.adminToken ?? (embedded ? devAdminToken(config.devAdminTokenFile, logger) : undefined),
@@ -87,7 +129,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   const monitor = new StoreHealthMonitor({ store, logger, intervalMs: 1_000, onChange: setReady });
   const servers = new GrpcServers({
     keyService: createKeyService({ validator, logger }),
-    keyAdminService: createKeyAdminService({ admin, authenticator, logger }),
+    keyAdminService: createKeyAdminService({ admin, audit: new AuditQuery(auditLog), authenticator, logger }),
     health,
     logger,
   });
@@ -96,15 +138,30 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
     bound = await servers.listen(config.grpcAddr, config.healthAddr);
   } catch (err) {
     await servers.shutdown(0);
+    await Promise.allSettled([transport.close(), outbox.close()]);
     await store.close();
     throw err;
   }
+
+  // Every sidecar hears every change (cache invalidation); one sidecar handles each notification.
+  const invalidations = await transport.subscribeAll((e) => {
+    if (invalidatesKey(e.type)) cache?.invalidateId(e.keyId);
+  });
+  const notifications = await transport.subscribeShared((e) => router.dispatch(e));
+  relay.start();
   // An unreachable store does not stop start-up: the sidecar serves, NOT_SERVING, and the
   // monitor flips readiness when the store answers.
   await monitor.start();
   usage.start();
+  audit.start();
   logger.info(
-    { ...bound, store: store.constructor.name, cache: cache ? config.cacheMaxEntries : 0, ready: monitor.isReachable },
+    {
+      ...bound,
+      store: store.constructor.name,
+      events: transport.constructor.name,
+      cache: cache ? config.cacheMaxEntries : 0,
+      ready: monitor.isReachable,
+    },
     'keyward listening',
   );
 
@@ -117,8 +174,13 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
         monitor.stop();
         setReady(false);
         await servers.shutdown(config.shutdownTimeout);
-        await usage.stop();
-        await store.close();
+        await Promise.allSettled([usage.stop(), audit.stop()]);
+        if (!(await relay.drain(RELAY_DRAIN_MS))) logger.warn('events still in the outbox at shutdown; another sidecar will publish them');
+        await relay.stop();
+        await Promise.allSettled([invalidations.close(), notifications.close()]);
+        await router.close();
+        await Promise.allSettled([transport.close(), outbox.close(), auditLog.close()]);
+        await store.close(); // last: it quits the Redis client the other adapters share
         logger.info('keyward stopped');
       })();
       return stopping;
@@ -126,14 +188,13 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   };
 }
 
-function createStore(config: Config, logger: Logger): KeyStore {
-  if (config.redisUrl === undefined) return new MemoryKeyStore();
-  const redis = createRedisClient(config.redisUrl, {
+function connectRedis(url: string, logger: Logger): RedisClient {
+  const redis = createRedisClient(url, {
     onError: (err) => logger.debug({ err: err.message }, 'redis connection error'),
   });
   // Not awaited: keyward starts even when Redis is down and becomes ready when it answers.
   waitUntilReady(redis, 2_000).catch(() => logger.warn('redis not reachable yet; retrying in the background'));
-  return new RedisKeyStore({ redis });
+  return redis;
 }
 
 /**

@@ -53,9 +53,15 @@ export interface UpdateKeyInput {
   enabled: boolean;
 }
 
-/** Listener told about every committed change, e.g. to evict caches or publish events. */
-export type KeyChangeKind = 'created' | 'updated' | 'revoked' | 'deleted';
-export type KeyChangeListener = (kind: KeyChangeKind, record: KeyRecord, actor: string) => void;
+/** A committed change, as told to the listener that evicts caches, publishes events and audits. */
+export type KeyChange =
+  | { readonly kind: 'created'; readonly record: KeyRecord; readonly actor: string }
+  | { readonly kind: 'updated'; readonly record: KeyRecord; readonly actor: string; readonly changedFields: readonly string[] }
+  | { readonly kind: 'revoked'; readonly record: KeyRecord; readonly actor: string; readonly reason: string }
+  | { readonly kind: 'deleted'; readonly record: KeyRecord; readonly actor: string };
+export type KeyChangeKind = KeyChange['kind'];
+/** Awaited after the store write; it must not throw (the write is committed either way). */
+export type KeyChangeListener = (change: KeyChange) => void | Promise<void>;
 
 export interface KeyAdminOptions {
   store: KeyStore;
@@ -117,7 +123,7 @@ export class KeyAdmin {
       version: 1,
     };
     await this.store.create(record);
-    this.onChange('created', record, p.actor);
+    await this.onChange({ kind: 'created', record, actor: p.actor });
     return { record, secret };
   }
 
@@ -146,20 +152,31 @@ export class KeyAdmin {
   async update(p: Principal, input: UpdateKeyInput): Promise<KeyRecord> {
     const keyId = checkKeyId('key_id', input.keyId);
     const changes = this.checkUpdate(input);
-    return this.mutate(p, keyId, 'updated', (r) => applyChanges(r, changes, this.clock.now()));
+    const changedFields = [...new Set(input.updateMask)];
+    return this.mutate(p, keyId, (r) => applyChanges(r, changes, this.clock.now()), (record) => ({
+      kind: 'updated',
+      record,
+      actor: p.actor,
+      changedFields,
+    }));
   }
 
   async revoke(p: Principal, keyId: string, reason: string): Promise<KeyRecord> {
     checkKeyId('key_id', keyId);
     checkText('reason', reason, LIMITS.revokeReasonLength);
-    return this.mutate(p, keyId, 'revoked', (r) => revoke(r, reason, this.clock.now()));
+    return this.mutate(p, keyId, (r) => revoke(r, reason, this.clock.now()), (record) => ({
+      kind: 'revoked',
+      record,
+      actor: p.actor,
+      reason,
+    }));
   }
 
   async delete(p: Principal, keyId: string): Promise<void> {
     const record = await this.load(p, checkKeyId('key_id', keyId), 'write');
     const removed = await this.store.delete(record.id);
     if (!removed) throw notFound(keyId);
-    this.onChange('deleted', removed, p.actor);
+    await this.onChange({ kind: 'deleted', record: removed, actor: p.actor });
   }
 
   private checkUpdate(input: UpdateKeyInput): KeyChanges {
@@ -196,8 +213,8 @@ export class KeyAdmin {
   private async mutate(
     p: Principal,
     keyId: string,
-    kind: KeyChangeKind,
     change: (r: KeyRecord) => KeyRecord,
+    describe: (committed: KeyRecord) => KeyChange,
   ): Promise<KeyRecord> {
     for (let attempt = 1; ; attempt++) {
       const current = await this.load(p, keyId, 'write');
@@ -213,7 +230,7 @@ export class KeyAdmin {
         if (err instanceof NotFoundError) throw notFound(keyId);
         throw err;
       }
-      this.onChange(kind, next, p.actor);
+      await this.onChange(describe(next));
       return next;
     }
   }

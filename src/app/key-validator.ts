@@ -26,10 +26,16 @@ export interface UsageRecorder {
   record(keyId: string, now: number): void;
 }
 
+/** Told about outcomes that belong in the audit trail; must be cheap: it is on the hot path. */
+export interface ValidationAuditor {
+  recordValidation(decision: Decision, clientIp: string, now: number): void;
+}
+
 export interface KeyValidatorOptions {
   source: ValidationSource;
   clock: Clock;
   usage?: UsageRecorder;
+  audit?: ValidationAuditor;
 }
 
 /**
@@ -41,11 +47,13 @@ export class KeyValidator {
   private readonly source: ValidationSource;
   private readonly clock: Clock;
   private readonly usage?: UsageRecorder;
+  private readonly audit?: ValidationAuditor;
 
   constructor(opts: KeyValidatorOptions) {
     this.source = opts.source;
     this.clock = opts.clock;
     this.usage = opts.usage;
+    this.audit = opts.audit;
   }
 
   /**
@@ -72,6 +80,7 @@ export class KeyValidator {
     const now = this.clock.now();
     const decision = decide(entry, { service: input.service || undefined, requiredScopes: input.requiredScopes }, now);
     if (decision.code === 'VALID') this.usage?.record(decision.record!.id, now);
+    else this.audit?.recordValidation(decision, input.clientIp, now);
     return decision;
   }
 }

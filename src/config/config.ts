@@ -5,6 +5,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { isValidPrefix } from '../domain/key-format';
 import { parseDuration } from './duration';
+import { NOTIFICATION_ENV_NAMES, NotificationConfigError, parseNotificationSettings, type NotificationSettings } from './notifications-config';
 
 /**
  * keyward's one configuration object. Sources, later ones winning: defaults, the file named by
@@ -28,28 +29,38 @@ export const ENV_NAMES = {
   cacheNegativeTtl: 'KEYWARD_CACHE_NEGATIVE_TTL',
   cacheMaxStaleness: 'KEYWARD_CACHE_MAX_STALENESS',
   usageFlushInterval: 'KEYWARD_USAGE_FLUSH_INTERVAL',
+  natsUrl: 'KEYWARD_NATS_URL',
+  eventsMaxAge: 'KEYWARD_EVENTS_MAX_AGE',
+  auditRetention: 'KEYWARD_AUDIT_RETENTION',
+  auditMaxEntries: 'KEYWARD_AUDIT_MAX_ENTRIES',
+  auditValidationThrottle: 'KEYWARD_AUDIT_VALIDATION_THROTTLE',
   adminToken: 'KEYWARD_ADMIN_TOKEN',
   adminTokenFile: 'KEYWARD_ADMIN_TOKEN_FILE',
   devAdminTokenFile: 'KEYWARD_DEV_ADMIN_TOKEN_FILE',
   keyPrefix: 'KEYWARD_KEY_PREFIX',
   logLevel: 'KEYWARD_LOG_LEVEL',
   shutdownTimeout: 'KEYWARD_SHUTDOWN_TIMEOUT',
+  // Structured settings (lists, maps): JSON in the variable, or plain YAML in the config file.
+  ...NOTIFICATION_ENV_NAMES,
 } as const;
 type SettingName = keyof typeof ENV_NAMES;
 
 const MAX_DURATION_MS = 2_147_483_647;
 const ADDRESS_FORM = 'host:port (e.g. 127.0.0.1:50051, [::1]:50051, 0.0.0.0:9091) or unix:///absolute/path';
 const address = z.string().refine(isListenAddress, { message: `must be ${ADDRESS_FORM}` });
-const duration = (form: string) =>
+/** A duration setting; timer settings keep the 24-day cap of setTimeout, retention ones do not. */
+const duration = (form: string, maxMs: number = MAX_DURATION_MS) =>
   z.union([z.string(), z.number()]).transform((v, ctx) => {
     const ms = typeof v === 'number' ? v : parseDuration(v);
-    // setTimeout treats anything above 2^31-1 ms (about 24 days) as 1 ms.
-    if (ms === undefined || ms < 0 || ms > MAX_DURATION_MS) {
-      ctx.addIssue({ code: 'custom', message: `must be a duration such as ${form}, at most 24d` });
+    if (ms === undefined || ms < 0 || ms > maxMs) {
+      const bound = maxMs === MAX_DURATION_MS ? ', at most 24d' : '';
+      ctx.addIssue({ code: 'custom', message: `must be a duration such as ${form}${bound}` });
       return z.NEVER;
     }
     return ms;
   });
+const retention = (form: string) =>
+  duration(form, Number.MAX_SAFE_INTEGER).refine((ms) => ms > 0, { message: 'must be more than 0' });
 
 const schema = z.object({
   grpcAddr: address.default('127.0.0.1:50051'),
@@ -69,6 +80,20 @@ const schema = z.object({
   cacheNegativeTtl: duration('5s').default(5_000),
   cacheMaxStaleness: duration('5m').default(300_000),
   usageFlushInterval: duration('1s').default(1_000).refine((ms) => ms >= 100, { message: 'must be at least 100ms' }),
+  natsUrl: z
+    .string()
+    .refine((v) => v.split(',').every((u) => /^(nats|tls|wss?):\/\/[^\s,]+$/.test(u.trim()) && URL.canParse(u.trim())), {
+      message: 'must be a nats:// URL, or several separated by commas for a cluster, e.g. nats://nats-0:4222,nats://nats-1:4222',
+    })
+    .optional(),
+  eventsMaxAge: retention('7d').default(7 * 86_400_000),
+  auditRetention: retention('90d').default(90 * 86_400_000),
+  auditMaxEntries: z.coerce
+    .number({ message: 'must be a whole number' })
+    .int({ message: 'must be a whole number' })
+    .min(1000, { message: 'must be at least 1000' })
+    .default(1_000_000),
+  auditValidationThrottle: duration('60s').default(60_000),
   adminToken: z.string().min(32, { message: 'must be at least 32 characters' }).optional(),
   adminTokenFile: z.string().min(1).optional(),
   devAdminTokenFile: z.string().min(1).default(join(homedir(), '.keyward', 'admin-token')),
@@ -80,7 +105,7 @@ const schema = z.object({
   shutdownTimeout: duration('10s or 500ms').default(10_000),
 });
 
-export type Config = z.infer<typeof schema>;
+export type Config = z.infer<typeof schema> & { notifications: NotificationSettings };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, unknown> = {};
@@ -100,7 +125,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     });
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
-  const config = parsed.data;
+  let notifications: NotificationSettings;
+  try {
+    notifications = parseNotificationSettings(raw);
+  } catch (err) {
+    if (!(err instanceof NotificationConfigError)) throw err;
+    const lines = err.issues.map((i) => {
+      const setting = i.path.split(/[.[]/)[0];
+      const env = ENV_NAMES[setting as SettingName];
+      return `${env ? `${env} (${i.path})` : i.path}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const config: Config = { ...parsed.data, notifications };
   if (config.adminToken === undefined && config.adminTokenFile !== undefined) {
     config.adminToken = readTokenFile(config.adminTokenFile);
   }

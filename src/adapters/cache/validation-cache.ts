@@ -49,6 +49,8 @@ export interface CacheStats {
 export class ValidationCache implements ValidationSource {
   private readonly lru: LRUCache<string, Item>;
   private readonly inflight = new Map<string, Promise<ValidationEntry | undefined>>();
+  /** Key id -> hash of the cached found keys, so events (which carry ids) can evict. */
+  private readonly hashById = new Map<string, string>();
   private readonly opts: ValidationCacheOptions;
   readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, evictions: 0 };
 
@@ -56,8 +58,10 @@ export class ValidationCache implements ValidationSource {
     this.opts = opts;
     this.lru = new LRUCache<string, Item>({
       max: opts.maxEntries,
-      dispose: (_v, _k, reason) => {
+      dispose: (item, hash, reason) => {
         if (reason === 'evict') this.stats.evictions++;
+        const id = item.entry?.record.id;
+        if (id !== undefined && this.hashById.get(id) === hash) this.hashById.delete(id);
       },
     });
   }
@@ -82,6 +86,12 @@ export class ValidationCache implements ValidationSource {
     this.inflight.delete(hash);
   }
 
+  /** Drops the entry of a key known by id (a change event from another sidecar). */
+  invalidateId(keyId: string): void {
+    const hash = this.hashById.get(keyId);
+    if (hash !== undefined) this.invalidate(hash);
+  }
+
   /** Replaces a key's entry with a record known to be current (e.g. just written by this sidecar). */
   put(record: KeyRecord): void {
     this.inflight.delete(record.hash);
@@ -91,6 +101,7 @@ export class ValidationCache implements ValidationSource {
   clear(): void {
     this.lru.clear();
     this.inflight.clear();
+    this.hashById.clear();
   }
 
   private fetch(hash: string, previous: Item | undefined): Promise<ValidationEntry | undefined> {
@@ -124,5 +135,6 @@ export class ValidationCache implements ValidationSource {
     const ttl = entry ? this.opts.ttlMs : this.opts.negativeTtlMs;
     const usableUntil = entry ? now + ttl + this.opts.maxStalenessMs : now + ttl;
     this.lru.set(hash, { entry, freshUntil: now + ttl, usableUntil });
+    if (entry) this.hashById.set(entry.record.id, hash);
   }
 }

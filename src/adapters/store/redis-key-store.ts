@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import Redis, { ReplyError, type Cluster, type RedisOptions } from 'ioredis';
-import { AlreadyExistsError, ConflictError, isKeywardError, NotFoundError, StoreUnavailableError } from '../../domain/errors';
+import { toStoreError, type RedisClient } from '../redis/redis-client';
+import { AlreadyExistsError, ConflictError, NotFoundError } from '../../domain/errors';
 import { KEY_STATES, type KeyRecord, type KeyState } from '../../domain/key-record';
 import type { KeyStore, ListPage, ListQuery, UsageDelta } from '../../ports/key-store';
 import { chooseIndex } from './memory-key-store';
@@ -45,8 +45,6 @@ import { chooseIndex } from './memory-key-store';
  * like any remote store, an unavailable write is "unknown outcome", never "half done".
  */
 
-/** An ioredis client, standalone or cluster. The store owns it: `close()` quits it. */
-export type RedisClient = Redis | Cluster;
 
 export interface RedisKeyStoreOptions {
   redis: RedisClient;
@@ -171,9 +169,6 @@ for i = 2, #KEYS do
 end
 return #KEYS`);
 
-/** Reply-error codes that mean "Redis cannot serve this now", not "this request is wrong". */
-const UNAVAILABLE_REPLIES =
-  /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|OOM|NOAUTH|WRONGPASS|NOPERM|MOVED|ASK)\b/;
 
 export class RedisKeyStore implements KeyStore {
   private readonly redis: RedisClient;
@@ -332,15 +327,6 @@ function indexNames(r: KeyRecord): string[] {
   return names;
 }
 
-function toStoreError(op: string, err: unknown): Error {
-  if (isKeywardError(err)) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  if (err instanceof ReplyError && !UNAVAILABLE_REPLIES.test(message)) {
-    // Redis answered but refused: a bug (wrong type, script error), not an outage.
-    return new Error(`redis ${op} failed: ${message}`, { cause: err });
-  }
-  return new StoreUnavailableError(`redis unavailable (${op}): ${message}`, { cause: err });
-}
 
 function expectOk(op: string, reply: unknown): void {
   if (reply !== 'OK') throw new Error(`redis ${op} script: unexpected reply ${JSON.stringify(reply)}`);
@@ -426,53 +412,5 @@ function pairs(flat: unknown[]): Record<string, string> {
   return out;
 }
 
-export interface RedisClientOptions extends RedisOptions {
-  /** Receives connection errors (ioredis reports each failed reconnect); default: ignored. */
-  onError?: (err: Error) => void;
-}
-
-/**
- * An ioredis client tuned for a sidecar: fail fast while disconnected (no offline queue, no
- * replay of in-flight commands after a reconnect: the caller already got an error and a replayed
- * write could apply twice), short timeouts, and reconnection forever with capped backoff. Store
- * calls made while Redis is down reject at once with StoreUnavailableError.
- */
-export function createRedisClient(url: string, opts: RedisClientOptions = {}): Redis {
-  const { onError, ...options } = opts;
-  const client = new Redis(url, {
-    lazyConnect: false,
-    enableOfflineQueue: false,
-    autoResendUnfulfilledCommands: false,
-    // With no resend, this only decides when in-flight commands are failed after a disconnect: 0 = at once.
-    maxRetriesPerRequest: 0,
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times - 1, 10), 2000) + Math.floor(Math.random() * 100),
-    connectTimeout: 2000,
-    commandTimeout: 1000,
-    // How long disconnect() waits for a socket to close before destroying it; it also keeps
-    // the process alive that long at shutdown when Redis was already gone.
-    disconnectTimeout: 500,
-    ...options,
-  });
-  client.on('error', onError ?? (() => {}));
-  return client;
-}
-
-/**
- * Resolves once the client is ready for commands (with the offline queue disabled, commands sent
- * before that fail). Rejects with StoreUnavailableError after `timeoutMs`; the client keeps
- * reconnecting in the background.
- */
-export function waitUntilReady(client: RedisClient, timeoutMs = 5000): Promise<void> {
-  if (client.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onReady = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      client.off('ready', onReady);
-      reject(new StoreUnavailableError(`redis not ready after ${timeoutMs} ms (status ${client.status})`));
-    }, timeoutMs);
-    client.once('ready', onReady);
-  });
-}
+// Re-exported for callers that predate src/adapters/redis/.
+export { createRedisClient, waitUntilReady, type RedisClient, type RedisClientOptions } from '../redis/redis-client';

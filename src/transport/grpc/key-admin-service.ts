@@ -1,5 +1,6 @@
 import type { Metadata, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import type { AdminAuthenticator } from '../../app/admin-authenticator';
+import type { AuditQuery } from '../../app/audit-query';
 import type { KeyAdmin } from '../../app/key-admin';
 import type { Principal } from '../../domain/admin-access';
 import type { KeyAdminServiceServer } from '../../gen/keyward/v1/key_admin_service.pb';
@@ -9,6 +10,7 @@ import { isInternal, toServiceError } from './status';
 
 export interface KeyAdminServiceOptions {
   admin: KeyAdmin;
+  audit: AuditQuery;
   authenticator: AdminAuthenticator;
   logger: Logger;
 }
@@ -19,7 +21,7 @@ function authorization(metadata: Metadata): string | undefined {
 }
 
 /** `keyward.v1.KeyAdminService`: authenticates every call, then runs the matching use case. */
-export function createKeyAdminService({ admin, authenticator, logger }: KeyAdminServiceOptions): KeyAdminServiceServer {
+export function createKeyAdminService({ admin, audit, authenticator, logger }: KeyAdminServiceOptions): KeyAdminServiceServer {
   function handle<Req, Res>(run: (p: Principal, req: Req) => Promise<Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       authenticator
@@ -76,6 +78,29 @@ export function createKeyAdminService({ admin, authenticator, logger }: KeyAdmin
     deleteKey: handle(async (p, req) => {
       await admin.delete(p, req.keyId);
       return {};
+    }),
+    listAuditEvents: handle(async (p, req) => {
+      const { page, nextPageToken } = await audit.list(p, {
+        service: req.service,
+        keyId: req.keyId,
+        types: req.types,
+        from: fromDate('start_time', req.startTime),
+        to: fromDate('end_time', req.endTime),
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+      return {
+        events: page.entries.map((e) => ({
+          id: e.id,
+          time: new Date(e.time),
+          service: e.service,
+          keyId: e.keyId,
+          type: e.type,
+          actor: e.actor,
+          detail: { ...e.detail },
+        })),
+        nextPageToken,
+      };
     }),
   };
 }

@@ -187,3 +187,27 @@ describe('ValidationCache', () => {
     expect(loader.calls).toEqual(['b']);
   });
 });
+
+describe('ValidationCache invalidation by key id', () => {
+  test('an event naming a key id evicts that key, and only it', async () => {
+    const { loader, cache } = setup();
+    loader.records.set('h1', record('h1'));
+    loader.records.set('h2', record('h2'));
+    await cache.lookup('h1');
+    await cache.lookup('h2');
+    cache.invalidateId(record('h1').id);
+    expect(cache.lookup('h1')).toBeInstanceOf(Promise);
+    expect(cache.lookup('h2')).not.toBeInstanceOf(Promise);
+    cache.invalidateId('key_UNKNOWN'); // not cached: nothing happens
+  });
+
+  test('the id index follows LRU evictions', async () => {
+    const { loader, cache } = setup({ maxEntries: 1 });
+    loader.records.set('h1', record('h1'));
+    loader.records.set('h2', record('h2'));
+    await cache.lookup('h1');
+    await cache.lookup('h2'); // evicts h1
+    cache.invalidateId(record('h1').id); // must not touch h2
+    expect(cache.lookup('h2')).not.toBeInstanceOf(Promise);
+  });
+});

@@ -79,7 +79,9 @@ function setup(opts: { store?: KeyStore; inner?: MemoryKeyStore; defaultPrefix?:
     clock,
     ids: new KeyIdGenerator(),
     defaultPrefix: opts.defaultPrefix ?? 'sk',
-    onChange: (kind, record, actor) => events.push({ kind, record, actor }),
+    onChange: (c) => {
+      events.push({ kind: c.kind, record: c.record, actor: c.actor });
+    },
   });
   /** Everything in the store, read directly (not through KeyAdmin). */
   const snapshot = async (): Promise<string> => JSON.stringify((await inner.list({ limit: 1000 })).records);
