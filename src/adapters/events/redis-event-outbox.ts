@@ -154,11 +154,21 @@ export class RedisEventOutbox implements EventOutbox {
 
   private entries(reply: unknown): OutboxEntry[] {
     if (reply === null || reply === undefined) return [];
-    // RESP2: [[key, [[id, [f, v, ...]], ...]]]; RESP3: { key: [[id, [...]], ...] }
-    const streams: unknown[] = Array.isArray(reply) ? reply : Object.entries(reply as Record<string, unknown>);
+    // RESP2: [[key, entries]]; RESP3 as ioredis 6 returns it: [key, entries] (the map
+    // flattened), or an object/Map from other clients. entries: [[id, [f, v, ...]], ...]
+    let streams: [unknown, unknown][];
+    if (reply instanceof Map) streams = [...reply.entries()];
+    else if (Array.isArray(reply)) {
+      streams = [];
+      if (typeof reply[0] === 'string' || Buffer.isBuffer(reply[0])) {
+        for (let i = 0; i + 1 < reply.length; i += 2) streams.push([reply[i], reply[i + 1]]);
+      } else {
+        for (const s of reply) streams.push(s as [unknown, unknown]);
+      }
+    } else streams = Object.entries(reply as Record<string, unknown>);
     const out: OutboxEntry[] = [];
     for (const s of streams) {
-      const items = (s as [string, [string, unknown[]][]])[1] ?? [];
+      const items = (s[1] ?? []) as [string, unknown[]][];
       for (const [id, flat] of items) out.push({ seq: String(id), event: decode(String(id), flat) });
     }
     return out;
