@@ -3,7 +3,9 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect } from '@nats-io/transport-node';
+
+type NatsConnection = Awaited<ReturnType<typeof connect>>;
 import { CreateKeyRequest, ListAuditEventsRequest } from '../../src/gen/keyward/v1/key_admin_service.pb';
 import { ValidateKeyRequest, ValidationCode } from '../../src/gen/keyward/v1/key_service.pb';
 import { eventually } from '../support/health';
