@@ -10,26 +10,34 @@ import { MemoryEventOutbox } from './adapters/events/memory-event-outbox';
 import { createNatsEventTransport } from './adapters/events/nats-event-transport';
 import { RedisEventOutbox } from './adapters/events/redis-event-outbox';
 import { RedisLease } from './adapters/events/redis-lease';
+import { MemoryLimiter } from './adapters/limits/memory-limiter';
+import { RedisLimiter } from './adapters/limits/redis-limiter';
 import { createNotificationChannels } from './adapters/notify/create-channels';
 import { MemoryDeadLetterStore } from './adapters/notify/memory-dead-letter-store';
 import { RedisDeadLetterStore } from './adapters/notify/redis-dead-letter-store';
 import { createRedisClient, waitUntilReady, type RedisClient } from './adapters/redis/redis-client';
 import { MemoryKeyStore } from './adapters/store/memory-key-store';
+import { MemoryPolicyStore } from './adapters/store/memory-policy-store';
 import { RedisKeyStore } from './adapters/store/redis-key-store';
+import { RedisPolicyStore } from './adapters/store/redis-policy-store';
 import { AdminAuthenticator } from './app/admin-authenticator';
 import { AuditQuery } from './app/audit-query';
 import { AuditRecorder } from './app/audit-recorder';
+import { DenialEvents } from './app/denial-events';
 import { EventRelay } from './app/event-relay';
 import { KeyAdmin } from './app/key-admin';
 import { keyChangeEffects } from './app/key-change-effects';
 import { KeyValidator } from './app/key-validator';
 import { NotificationRouter } from './app/notification-router';
+import { PolicyAdmin } from './app/policy-admin';
+import { PolicyResolver } from './app/policy-resolver';
 import { StoreHealthMonitor } from './app/store-health-monitor';
 import { StoreValidationSource } from './app/store-validation-source';
 import { UsageTracker } from './app/usage-tracker';
 import type { Config } from './config/config';
 import { systemClock, type Clock } from './domain/clock';
-import { invalidatesKey } from './domain/events';
+import { toWireEvent } from './codec/event-codec';
+import { invalidatesKey, invalidatesPolicies, makeEvent, type EventPayload } from './domain/events';
 import { KeyIdGenerator } from './domain/key-id';
 import type { Logger } from './logger';
 import type { EventTransport } from './ports/event-transport';
@@ -91,6 +99,20 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
     logger,
   });
 
+  // Events the sidecar itself raises (denials, quota, policy changes) go through the outbox too.
+  const eventIds = new KeyIdGenerator(undefined, 'evt');
+  const emit = (payload: EventPayload, ctx: { service?: string; keyId?: string; actor?: string } = {}) => {
+    const now = clock.now();
+    const event = makeEvent(payload, { id: eventIds.next(now), time: now, actor: ctx.actor ?? 'keyward', service: ctx.service, keyId: ctx.keyId });
+    outbox.append(toWireEvent(event)).catch((err) => logger.warn({ err, type: event.type }, 'event not queued'));
+  };
+
+  // Policies and limits: policies cached in-process, limits shared through the store.
+  const policyStore = redis ? new RedisPolicyStore({ redis }) : new MemoryPolicyStore();
+  const policies = new PolicyResolver({ store: policyStore, clock, ttlMs: config.cacheTtl, maxStalenessMs: config.cacheMaxStaleness });
+  const limiter = redis ? new RedisLimiter({ redis }) : new MemoryLimiter();
+  const denials = new DenialEvents({ emit, throttleMs: config.auditValidationThrottle });
+
   // Validation: cache in front of the store, usage and audit off the hot path.
   const usage = new UsageTracker({ store, logger, intervalMs: config.usageFlushInterval });
   const cache =
@@ -104,13 +126,37 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
           maxStalenessMs: config.cacheMaxStaleness,
         })
       : undefined;
-  const validator = new KeyValidator({ source: cache ?? new StoreValidationSource(store), clock, usage, audit });
+  const validator = new KeyValidator({
+    source: cache ?? new StoreValidationSource(store),
+    clock,
+    usage,
+    audit: {
+      recordValidation(d, clientIp, now) {
+        audit.recordValidation(d, clientIp, now);
+        denials.record(d, now);
+      },
+    },
+    policies,
+    limiter,
+  });
   const admin = new KeyAdmin({
     store,
     clock,
     ids: new KeyIdGenerator(),
     defaultPrefix: config.keyPrefix,
-    onChange: keyChangeEffects({ cache, outbox, audit, clock, eventIds: new KeyIdGenerator(undefined, 'evt'), logger }),
+    onChange: keyChangeEffects({ cache, outbox, audit, clock, eventIds, logger }),
+    policies: policyStore,
+    limiter,
+    onQuotaExceeded: (service, limit, actor) => emit({ type: 'quota.exceeded', quota: 'max_active_keys', limit }, { service, actor }),
+  });
+  const policyAdmin = new PolicyAdmin({
+    store: policyStore,
+    clock,
+    ids: new KeyIdGenerator(undefined, 'pol'),
+    onChange: (kind, policy, actor) => {
+      policies.invalidateService(policy.service); // this sidecar at once; the others by the event
+      emit({ type: `policy.${kind}`, policy }, { actor });
+    },
   });
   const authenticator = new AdminAuthenticator({
     bootstrapToken: config.adminToken ?? (embedded ? devAdminToken(config.devAdminTokenFile, logger) : undefined),
@@ -129,7 +175,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   const monitor = new StoreHealthMonitor({ store, logger, intervalMs: 1_000, onChange: setReady });
   const servers = new GrpcServers({
     keyService: createKeyService({ validator, logger }),
-    keyAdminService: createKeyAdminService({ admin, audit: new AuditQuery(auditLog), authenticator, logger }),
+    keyAdminService: createKeyAdminService({ admin, policies: policyAdmin, audit: new AuditQuery(auditLog), authenticator, logger }),
     health,
     logger,
   });
@@ -146,6 +192,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   // Every sidecar hears every change (cache invalidation); one sidecar handles each notification.
   const invalidations = await transport.subscribeAll((e) => {
     if (invalidatesKey(e.type)) cache?.invalidateId(e.keyId);
+    else if (invalidatesPolicies(e.type)) policies.invalidateService(e.service);
   });
   const notifications = await transport.subscribeShared((e) => router.dispatch(e));
   relay.start();
@@ -180,6 +227,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
         await Promise.allSettled([invalidations.close(), notifications.close()]);
         await router.close();
         await Promise.allSettled([transport.close(), outbox.close(), auditLog.close()]);
+        if (!redis) await limiter.close(); // the Redis limiter shares the client the store quits
         await store.close(); // last: it quits the Redis client the other adapters share
         logger.info('keyward stopped');
       })();

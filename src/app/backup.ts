@@ -31,6 +31,8 @@ const recordSchema = z
     revokeReason: z.string().optional(),
     lastUsedAt: ms.optional(),
     usageCount: ms,
+    policyId: z.string().regex(/^pol_[0-9A-HJKMNP-TV-Z]{26}$/).optional(),
+    credits: ms.optional(),
     version: z.number().int().positive(),
   })
   .strict();

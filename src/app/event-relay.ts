@@ -73,6 +73,8 @@ export class EventRelay {
   private leaderToken?: number;
   private renewTimer?: NodeJS.Timeout;
   private lastSeq?: string;
+  /** Counts leadership terms; a batch read in an earlier term is not published. */
+  private term = 0;
   private published = 0;
   private publishFailures = 0;
   /** When this leader last published (or started trying to); for handing the lease over. */
@@ -133,7 +135,7 @@ export class EventRelay {
       return false;
     }
     if (!this.running) return this.pumpUntil(deadline);
-    while (Date.now() < deadline) {
+    while (Date.now() < deadline && this.running) {
       if (this.opts.lease && !this.leader && !(await this.tryLead())) return true;
       let size: number;
       try {
@@ -164,6 +166,7 @@ export class EventRelay {
         await this.sleep(Math.floor(this.ttl / 3));
         continue;
       }
+      const term = this.term;
       let entries: OutboxEntry[] | typeof STOPPED;
       try {
         const read = this.opts.outbox.read(this.lastSeq, this.batch, this.blockMs);
@@ -172,7 +175,9 @@ export class EventRelay {
         readBackoff = this.initialBackoff;
       } catch (err) {
         if (!this.running) break;
-        this.log.warn({ err }, 'cannot read the event outbox; retrying');
+        // once per outage at warn level, then quieter
+        if (readBackoff === this.initialBackoff) this.log.warn({ err }, 'cannot read the event outbox; retrying');
+        else this.log.debug({ err }, 'cannot read the event outbox again');
         await this.sleep(readBackoff);
         readBackoff = Math.min(readBackoff * 2, this.maxBackoff);
         continue;
@@ -180,7 +185,7 @@ export class EventRelay {
       if (entries === STOPPED) break;
       if (entries.length === 0) this.lastProgress = Date.now();
       for (const entry of entries) {
-        if (!(await this.publishOne(entry))) break;
+        if (this.term !== term || !(await this.publishOne(entry))) break;
       }
     }
   }
@@ -255,6 +260,7 @@ export class EventRelay {
       // a new term: start from the oldest entry still in the outbox (a previous leader may have
       // published entries it did not ack; the transport drops those duplicates)
       this.lastSeq = undefined;
+      this.term++;
       this.lastProgress = Date.now();
       this.leaderToken = token;
       this.log.info({ token }, 'relaying the event outbox (lease taken)');

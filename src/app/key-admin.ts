@@ -1,6 +1,12 @@
 import { ADMIN_SERVICE, canAccess, isAdmin, type Access, type Principal } from '../domain/admin-access';
 import type { Clock } from '../domain/clock';
-import { ConflictError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../domain/errors';
+import { ConflictError, InvalidArgumentError, NotFoundError, PermissionDeniedError, ResourceExhaustedError } from '../domain/errors';
+import type { Policy } from '../domain/policy';
+import { effectiveCredits } from '../domain/policy-evaluation';
+import { checkKeyCompliance } from '../domain/policy-rules';
+import type { Limiter } from '../ports/limiter';
+import type { PolicyStore } from '../ports/policy-store';
+import { checkPolicyId } from './policy-admin';
 import {
   checkKeyId,
   checkMetadata,
@@ -29,6 +35,10 @@ export interface CreateKeyInput {
   prefix: string;
   notBefore?: number;
   expiresAt?: number;
+  /** Empty or absent: the service's default policy applies. */
+  policyId?: string;
+  /** The key's own starting credits. */
+  credits?: number;
 }
 
 export interface ListKeysInput {
@@ -39,7 +49,7 @@ export interface ListKeysInput {
   pageToken: string;
 }
 
-export const UPDATABLE_FIELDS = ['name', 'scopes', 'metadata', 'expire_time', 'enabled'] as const;
+export const UPDATABLE_FIELDS = ['name', 'scopes', 'metadata', 'expire_time', 'enabled', 'policy_id', 'credits'] as const;
 type UpdatableField = (typeof UPDATABLE_FIELDS)[number];
 
 export interface UpdateKeyInput {
@@ -51,6 +61,8 @@ export interface UpdateKeyInput {
   metadata: Readonly<Record<string, string>>;
   expiresAt?: number;
   enabled: boolean;
+  policyId?: string;
+  credits?: number;
 }
 
 /** A committed change, as told to the listener that evicts caches, publishes events and audits. */
@@ -69,6 +81,12 @@ export interface KeyAdminOptions {
   ids: KeyIdGenerator;
   defaultPrefix: string;
   onChange?: KeyChangeListener;
+  /** Policies: compliance at create and update, the service quota. Absent: no policies. */
+  policies?: PolicyStore;
+  /** Credits: set by `UpdateKey`, shown by `GetKey`, forgotten on delete. Absent: no credits. */
+  limiter?: Limiter;
+  /** Told when a create or re-enable is refused by the service quota. */
+  onQuotaExceeded?: (service: string, limit: number, actor: string) => void;
 }
 
 const MAX_CAS_ATTEMPTS = 5;
@@ -83,6 +101,9 @@ export class KeyAdmin {
   private readonly ids: KeyIdGenerator;
   private readonly defaultPrefix: string;
   private readonly onChange: KeyChangeListener;
+  private readonly policies?: PolicyStore;
+  private readonly limiter?: Limiter;
+  private readonly onQuotaExceeded: NonNullable<KeyAdminOptions['onQuotaExceeded']>;
 
   constructor(opts: KeyAdminOptions) {
     this.store = opts.store;
@@ -90,6 +111,9 @@ export class KeyAdmin {
     this.ids = opts.ids;
     this.defaultPrefix = opts.defaultPrefix;
     this.onChange = opts.onChange ?? (() => {});
+    this.policies = opts.policies;
+    this.limiter = opts.limiter;
+    this.onQuotaExceeded = opts.onQuotaExceeded ?? (() => {});
   }
 
   async create(p: Principal, input: CreateKeyInput): Promise<{ record: KeyRecord; secret: string }> {
@@ -101,7 +125,11 @@ export class KeyAdmin {
     const prefix = checkPrefix('prefix', input.prefix || this.defaultPrefix);
     const now = this.clock.now();
     checkValidityWindow(now, input.notBefore, input.expiresAt);
+    const policyId = !input.policyId ? undefined : checkPolicyId(input.policyId);
+    const credits = input.credits === undefined ? undefined : checkCredits(input.credits);
     this.authorize(p, service, 'write');
+    const { effective, serviceDefault } = await this.policiesFor(service, policyId);
+    if (effective) checkKeyCompliance(effective, { scopes, createdAt: now, expiresAt: input.expiresAt, credits });
 
     const secret = generateKey(prefix);
     const record: KeyRecord = {
@@ -119,10 +147,12 @@ export class KeyAdmin {
       updatedAt: now,
       ...(input.notBefore !== undefined && { notBefore: input.notBefore }),
       ...(input.expiresAt !== undefined && { expiresAt: input.expiresAt }),
+      ...(policyId !== undefined && { policyId }),
+      ...(credits !== undefined && { credits }),
       usageCount: 0,
       version: 1,
     };
-    await this.store.create(record);
+    await this.withQuota(service, serviceDefault, p.actor, (maxActiveKeys) => this.store.create(record, { maxActiveKeys }));
     await this.onChange({ kind: 'created', record, actor: p.actor });
     return { record, secret };
   }
@@ -152,13 +182,36 @@ export class KeyAdmin {
   async update(p: Principal, input: UpdateKeyInput): Promise<KeyRecord> {
     const keyId = checkKeyId('key_id', input.keyId);
     const changes = this.checkUpdate(input);
+    const credits = input.updateMask.includes('credits') ? checkCredits(input.credits ?? 0) : undefined;
+    if (credits !== undefined && this.limiter === undefined) throw new InvalidArgumentError('update_mask', 'credits are not available here');
     const changedFields = [...new Set(input.updateMask)];
-    return this.mutate(p, keyId, (r) => applyChanges(r, changes, this.clock.now()), (record) => ({
-      kind: 'updated',
-      record,
-      actor: p.actor,
-      changedFields,
-    }));
+    let record: KeyRecord;
+    if (Object.keys(changes).length === 0) {
+      record = await this.load(p, keyId, 'write'); // credits only: the record does not change
+    } else {
+      record = await this.mutate(p, keyId, (r) => applyChanges(r, changes, this.clock.now()), (committed) => ({
+        kind: 'updated',
+        record: committed,
+        actor: p.actor,
+        changedFields,
+      }), async (next, current) => {
+        const { effective, serviceDefault } = await this.policiesFor(next.service, next.policyId);
+        if (effective && (changes.scopes || changes.expiresAt !== undefined || changes.policyId !== undefined)) {
+          checkKeyCompliance(effective, { scopes: next.scopes, createdAt: next.createdAt, expiresAt: next.expiresAt, credits: next.credits });
+        }
+        const enabling = next.state === 'active' && current.state !== 'active';
+        return enabling ? serviceDefault?.maxActiveKeys : undefined;
+      });
+    }
+    if (credits !== undefined) await this.limiter!.setCredits(keyId, credits, this.clock.now());
+    return record;
+  }
+
+  /** Credits left for a key, or undefined when no credit rule applies to it. */
+  async creditsOf(record: KeyRecord): Promise<number | undefined> {
+    const { effective } = await this.policiesFor(record.service, record.policyId, false);
+    const rule = effectiveCredits(effective, record.credits);
+    return rule === undefined || this.limiter === undefined ? undefined : this.limiter.credits(record.id, rule, this.clock.now());
   }
 
   async revoke(p: Principal, keyId: string, reason: string): Promise<KeyRecord> {
@@ -176,6 +229,7 @@ export class KeyAdmin {
     const record = await this.load(p, checkKeyId('key_id', keyId), 'write');
     const removed = await this.store.delete(record.id);
     if (!removed) throw notFound(keyId);
+    await this.limiter?.forget(record.id);
     await this.onChange({ kind: 'deleted', record: removed, actor: p.actor });
   }
 
@@ -202,6 +256,11 @@ export class KeyAdmin {
         case 'enabled':
           changes.enabled = input.enabled;
           break;
+        case 'policy_id':
+          changes.policyId = !input.policyId ? null : checkPolicyId(input.policyId);
+          break;
+        case 'credits':
+          break; // not part of the record: applied through the limiter
         default:
           throw new InvalidArgumentError('update_mask', `unknown field ${JSON.stringify(path)}; allowed: ${UPDATABLE_FIELDS.join(', ')}`);
       }
@@ -215,6 +274,8 @@ export class KeyAdmin {
     keyId: string,
     change: (r: KeyRecord) => KeyRecord,
     describe: (committed: KeyRecord) => KeyChange,
+    /** Checks the new record against its policy; returns the quota that applies, if any. */
+    check?: (next: KeyRecord, current: KeyRecord) => Promise<number | undefined>,
   ): Promise<KeyRecord> {
     for (let attempt = 1; ; attempt++) {
       const current = await this.load(p, keyId, 'write');
@@ -223,15 +284,50 @@ export class KeyAdmin {
       if (next.expiresAt !== undefined && current.notBefore !== undefined && next.expiresAt <= current.notBefore) {
         throw new InvalidArgumentError('expire_time', 'must be after the key\'s not_before_time');
       }
+      const maxActiveKeys = check ? await check(next, current) : undefined;
       try {
-        await this.store.replace(next, current.version);
+        await this.store.replace(next, current.version, { maxActiveKeys });
       } catch (err) {
+        if (err instanceof ResourceExhaustedError && maxActiveKeys !== undefined) this.onQuotaExceeded(next.service, maxActiveKeys, p.actor);
         if (err instanceof ConflictError && attempt < MAX_CAS_ATTEMPTS) continue;
         if (err instanceof NotFoundError) throw notFound(keyId);
         throw err;
       }
       await this.onChange(describe(next));
       return next;
+    }
+  }
+
+  /**
+   * The policy a key of `service` would follow (its own, else the service default) and the
+   * service default itself (for the quota). A named policy must exist in the same service.
+   */
+  private async policiesFor(
+    service: string,
+    policyId: string | undefined,
+    strict = true,
+  ): Promise<{ effective?: Policy; serviceDefault?: Policy }> {
+    if (this.policies === undefined) return {};
+    const policies = this.policies;
+    const defaultId = await policies.getServiceDefault(service);
+    const [own, serviceDefault] = await Promise.all([
+      policyId === undefined ? undefined : policies.getPolicy(policyId),
+      defaultId === undefined ? undefined : policies.getPolicy(defaultId),
+    ]);
+    if (policyId !== undefined && (own === undefined || own.service !== service)) {
+      if (strict) throw new InvalidArgumentError('policy_id', `no policy ${policyId} in service ${service}`);
+      return { serviceDefault };
+    }
+    return { effective: own ?? serviceDefault, serviceDefault };
+  }
+
+  private async withQuota(service: string, serviceDefault: Policy | undefined, actor: string, write: (max?: number) => Promise<void>): Promise<void> {
+    const max = serviceDefault?.maxActiveKeys || undefined;
+    try {
+      await write(max);
+    } catch (err) {
+      if (err instanceof ResourceExhaustedError && max !== undefined) this.onQuotaExceeded(service, max, actor);
+      throw err;
     }
   }
 
@@ -249,6 +345,11 @@ export class KeyAdmin {
       throw new PermissionDeniedError(`this credential cannot ${access} keys of service ${service} (needs ${needed})`);
     }
   }
+}
+
+function checkCredits(n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0 || n > 1_000_000_000) throw new InvalidArgumentError('credits', 'must be a whole number from 0 to 1000000000');
+  return n;
 }
 
 function notFound(keyId: string): NotFoundError {

@@ -2,8 +2,11 @@ import type { Clock } from '../domain/clock';
 import { checkClientIp, checkCost, checkScopes, checkService } from '../domain/input-rules';
 import { parseKey } from '../domain/key-format';
 import { hashKey } from '../domain/key-hash';
+import { effectiveCredits } from '../domain/policy-evaluation';
 import { decide, type Decision, type ValidationEntry } from '../domain/validation';
+import type { Limiter } from '../ports/limiter';
 import type { ValidationSource } from '../ports/validation-source';
+import type { PolicyResolver, Resolved } from './policy-resolver';
 
 export interface ValidateInput {
   key: string;
@@ -36,6 +39,10 @@ export interface KeyValidatorOptions {
   clock: Clock;
   usage?: UsageRecorder;
   audit?: ValidationAuditor;
+  /** Policies; without it no policy applies (used by tests of the bare pipeline). */
+  policies?: PolicyResolver;
+  /** Rate limits and credits; asked only for keys whose policy (or the key) has them. */
+  limiter?: Limiter;
 }
 
 /**
@@ -48,12 +55,16 @@ export class KeyValidator {
   private readonly clock: Clock;
   private readonly usage?: UsageRecorder;
   private readonly audit?: ValidationAuditor;
+  private readonly policies?: PolicyResolver;
+  private readonly limiter?: Limiter;
 
   constructor(opts: KeyValidatorOptions) {
     this.source = opts.source;
     this.clock = opts.clock;
     this.usage = opts.usage;
     this.audit = opts.audit;
+    this.policies = opts.policies;
+    this.limiter = opts.limiter;
   }
 
   /**
@@ -67,18 +78,53 @@ export class KeyValidator {
     return { ...input, cost: checkCost(`${field}cost`, input.cost) };
   }
 
-  /** Validates a checked request. */
+  /**
+   * Validates a checked request: parse, look up (cache), resolve the policy (cache), decide the
+   * local rules, then ask the limiter only when the key has rate limits or credits. Each step
+   * answers synchronously when it can, so a cached key with local rules creates no promise.
+   */
   validate(input: CheckedValidateInput): Decision | Promise<Decision> {
     const parsed = parseKey(input.key);
     if (parsed === null) return MALFORMED;
     const found = this.source.lookup(hashKey(input.key));
-    if (found instanceof Promise) return found.then((entry) => this.decide(entry, input));
-    return this.decide(found, input);
+    if (found instanceof Promise) return found.then((entry) => this.withPolicy(entry, input));
+    return this.withPolicy(found, input);
   }
 
-  private decide(entry: ValidationEntry | undefined, input: CheckedValidateInput): Decision {
+  private withPolicy(entry: ValidationEntry | undefined, input: CheckedValidateInput): Decision | Promise<Decision> {
+    if (entry === undefined || this.policies === undefined || (input.service !== '' && input.service !== entry.record.service)) {
+      return this.decide(entry, input, undefined);
+    }
+    const policy = this.policies.resolve(entry.record);
+    if (policy instanceof Promise) return policy.then((p) => this.decide(entry, input, p));
+    return this.decide(entry, input, policy);
+  }
+
+  private decide(entry: ValidationEntry | undefined, input: CheckedValidateInput, policy: Resolved): Decision | Promise<Decision> {
     const now = this.clock.now();
-    const decision = decide(entry, { service: input.service || undefined, requiredScopes: input.requiredScopes }, now);
+    const decision = decide(
+      entry,
+      { service: input.service || undefined, requiredScopes: input.requiredScopes, clientIp: input.clientIp },
+      now,
+      policy,
+    );
+    if (decision.code !== 'VALID') return this.finish(decision, input, now);
+    const record = decision.record!;
+    const rateLimits = policy?.policy.rateLimits ?? [];
+    const credits = effectiveCredits(policy?.policy, record.credits);
+    if (this.limiter === undefined || (rateLimits.length === 0 && credits === undefined)) return this.finish(decision, input, now);
+    return this.limiter.check({ keyId: record.id, cost: input.cost, rateLimits, credits, now }).then((r) => {
+      const limits = { creditsRemaining: r.creditsRemaining, rateLimits: r.rateLimits };
+      if (r.allowed) return this.finish({ ...decision, limits }, input, now);
+      const denied: Decision =
+        r.denied?.kind === 'rate_limit'
+          ? { code: 'RATE_LIMITED', reason: `rate_limit:${r.denied.name}`, record, limits }
+          : { code: 'USAGE_EXCEEDED', reason: 'credits_exhausted', record, limits };
+      return this.finish(denied, input, now);
+    });
+  }
+
+  private finish(decision: Decision, input: CheckedValidateInput, now: number): Decision {
     if (decision.code === 'VALID') this.usage?.record(decision.record!.id, now);
     else this.audit?.recordValidation(decision, input.clientIp, now);
     return decision;

@@ -92,6 +92,8 @@ export function buildProgram(): Command {
     .option('--prefix <prefix>', 'key prefix such as sk_live (default: the server\'s)', '')
     .option('--expires <time>', 'expiry: RFC 3339 time or duration from now (30d)', when)
     .option('--not-before <time>', 'start of validity: RFC 3339 time or duration from now', when)
+    .option('--policy <policy-id>', 'the key\'s own policy (default: the service\'s default policy)', '')
+    .option('--credits <n>', 'the key\'s starting credits', (v) => Number.parseInt(v, 10))
     .action(async (o, cmd: Command) => {
       const c = connect(cmd);
       const res = await call(c.client.createKey.bind(c.client), {
@@ -103,6 +105,8 @@ export function buildProgram(): Command {
         prefix: o.prefix,
         expireTime: o.expires,
         notBeforeTime: o.notBefore,
+        policyId: o.policy,
+        credits: o.credits,
       }, c.metadata, c.timeoutMs);
       if (c.json) return print(JSON.stringify(CreateKeyResponse.toJSON(res), null, 2));
       print(formatKey(res.key!));
@@ -161,6 +165,8 @@ export function buildProgram(): Command {
     .option('--no-expiry', 'remove the expiry')
     .option('--enable', 're-enable a disabled key')
     .option('--disable', 'disable the key')
+    .option('--policy <policy-id>', 'give the key its own policy ("" returns it to the service default)')
+    .option('--credits <n>', 'set the remaining credits', (v) => Number.parseInt(v, 10))
     .action(async (keyId: string, o, cmd: Command) => {
       if (o.enable && o.disable) throw new CliError('--enable and --disable exclude each other', 2);
       const mask: string[] = [];
@@ -169,6 +175,8 @@ export function buildProgram(): Command {
       if (o.meta !== undefined || o.clearMeta) mask.push('metadata');
       if (o.expires !== undefined || o.expiry === false) mask.push('expire_time');
       if (o.enable || o.disable) mask.push('enabled');
+      if (o.policy !== undefined) mask.push('policy_id');
+      if (o.credits !== undefined) mask.push('credits');
       if (mask.length === 0) throw new CliError('nothing to update: give at least one option (see --help)', 2);
       const c = connect(cmd);
       const res = await call(c.client.updateKey.bind(c.client), {
@@ -178,6 +186,8 @@ export function buildProgram(): Command {
         metadata: o.meta ?? {},
         expireTime: o.expiry === false ? undefined : o.expires,
         enabled: o.enable === true,
+        policyId: o.policy ?? '',
+        credits: o.credits ?? 0,
         updateMask: mask,
       }, c.metadata, c.timeoutMs);
       print(c.json ? JSON.stringify(UpdateKeyResponse.toJSON(res), null, 2) : formatKey(res.key!));

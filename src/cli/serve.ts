@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from '../config/config';
-import { createLogger } from '../logger';
+import { createLogger, type Logger } from '../logger';
+import { currentTracing, setTraceRedactionSecrets, shutdownTracing } from '../observability/tracing-lifecycle';
 import { startSidecar } from '../sidecar';
 
 /**
@@ -17,12 +18,16 @@ export async function serve(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger(config.logLevel);
+  // no secret in any log line or exported span: keys and bearer tokens by pattern, the root token verbatim
+  const logger = createLogger(config.logLevel, undefined, { secrets: [config.adminToken] });
+  setTraceRedactionSecrets([config.adminToken]);
+  logTracing(logger);
   let sidecar;
   try {
     sidecar = await startSidecar({ config, logger });
   } catch (err) {
     logger.fatal({ err }, 'keyward failed to start');
+    await shutdownTracing();
     logger.flush();
     process.exitCode = 1;
     return;
@@ -32,7 +37,8 @@ export async function serve(): Promise<void> {
     if (++signals > 1) process.exit(130);
     logger.info({ signal }, 'shutting down');
     sidecar.stop().then(
-      () => {
+      async () => {
+        await shutdownTracing(); // export the spans still buffered
         logger.flush();
         process.exit(0);
       },
@@ -45,4 +51,13 @@ export async function serve(): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/** Tracing is set up by preload.js before anything else; this says how, once there is a logger. */
+function logTracing(logger: Logger): void {
+  const t = currentTracing();
+  if (!t) return;
+  const { endpoint, sampler, ratio, serviceName, warnings } = t.settings;
+  for (const w of warnings) logger.warn(w);
+  logger.info({ endpoint, sampler, ratio: sampler.endsWith('traceidratio') ? ratio : undefined, serviceName }, 'tracing on: exporting spans over OTLP/HTTP');
 }

@@ -1,6 +1,7 @@
 import type { EventType, KeywardEvent, Priority } from '../domain/events';
 import { Event, EventPriority } from '../gen/keyward/v1/event.pb';
 import type { WireEvent } from '../ports/event-transport';
+import { toProtoPolicy } from './policy-mapping';
 import { toApiKey } from './proto-mapping';
 
 const PRIORITY: Record<Priority, EventPriority> = {
@@ -43,6 +44,10 @@ export function toProtoEvent(e: KeywardEvent): Event {
       return { ...base, ratelimitExceeded: { limitName: p.limitName, limit: p.limit, deniedCount: p.deniedCount } };
     case 'policy.violation':
       return { ...base, policyViolation: { rule: p.rule, reason: p.reason } };
+    case 'policy.created':
+    case 'policy.updated':
+    case 'policy.deleted':
+      return { ...base, policyChanged: { policy: toProtoPolicy(p.policy, false) } };
   }
 }
 

@@ -71,6 +71,8 @@ export function toApiKey(r: KeyRecord): ApiKey {
     revokeTime: toDate(r.revokedAt),
     revokeReason: r.revokeReason ?? '',
     usageCount: r.usageCount,
+    policyId: r.policyId ?? '',
+    creditsRemaining: undefined,
   };
 }
 
@@ -91,5 +93,12 @@ export function toValidateKeyResponse(d: Decision): ValidateKeyResponse {
     metadata: (r?.metadata as Record<string, string>) ?? EMPTY_METADATA,
     expireTime: r?.expiresAt === undefined ? undefined : new Date(r.expiresAt),
     hint: r?.hint ?? '',
+    limits:
+      d.limits === undefined
+        ? undefined
+        : {
+            creditsRemaining: d.limits.creditsRemaining,
+            rateLimits: d.limits.rateLimits.map((l) => ({ name: l.name, limit: l.limit, remaining: l.remaining, resetTime: new Date(l.resetAt) })),
+          },
   };
 }

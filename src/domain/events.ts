@@ -1,4 +1,5 @@
 import type { KeyRecord } from './key-record';
+import type { Policy } from './policy';
 
 /**
  * keyward's events, as plain data. The wire schema is `keyward.v1.Event` (proto/keyward/v1/
@@ -15,7 +16,10 @@ export type EventType =
   | 'key.rotation_due'
   | 'quota.exceeded'
   | 'ratelimit.exceeded'
-  | 'policy.violation';
+  | 'policy.violation'
+  | 'policy.created'
+  | 'policy.updated'
+  | 'policy.deleted';
 
 export const EVENT_TYPES: readonly EventType[] = [
   'key.created',
@@ -28,6 +32,9 @@ export const EVENT_TYPES: readonly EventType[] = [
   'quota.exceeded',
   'ratelimit.exceeded',
   'policy.violation',
+  'policy.created',
+  'policy.updated',
+  'policy.deleted',
 ];
 
 export type Priority = 'critical' | 'high' | 'normal' | 'low';
@@ -43,7 +50,8 @@ export type EventPayload =
   | { readonly type: 'key.rotation_due'; readonly key: KeyRecord; readonly dueAt: number }
   | { readonly type: 'quota.exceeded'; readonly quota: string; readonly limit: number }
   | { readonly type: 'ratelimit.exceeded'; readonly limitName: string; readonly limit: number; readonly deniedCount: number }
-  | { readonly type: 'policy.violation'; readonly rule: string; readonly reason: string };
+  | { readonly type: 'policy.violation'; readonly rule: string; readonly reason: string }
+  | { readonly type: 'policy.created' | 'policy.updated' | 'policy.deleted'; readonly policy: Policy };
 
 export interface KeywardEvent {
   /** `evt_` + ULID: unique and time-ordered; the NATS de-duplication id. */
@@ -74,6 +82,9 @@ export function defaultPriority(payload: EventPayload): Priority {
       return payload.changedFields.includes('enabled') && payload.key.state === 'disabled' ? 'high' : 'normal';
     case 'ratelimit.exceeded':
       return 'low';
+    case 'policy.updated':
+    case 'policy.deleted':
+      return 'high';
     default:
       return 'normal';
   }
@@ -84,17 +95,23 @@ export function invalidatesKey(type: EventType): boolean {
   return type === 'key.updated' || type === 'key.revoked' || type === 'key.rotated' || type === 'key.expired' || type === 'key.deleted';
 }
 
+/** Events after which sidecars must drop their cached policies of the event's service. */
+export function invalidatesPolicies(type: EventType): boolean {
+  return type === 'policy.updated' || type === 'policy.deleted' || type === 'policy.created';
+}
+
 /** Builds events with fresh ids; `newId` is injected so tests are deterministic. */
 export function makeEvent(
   payload: EventPayload,
   ctx: { id: string; time: number; actor: string; service?: string; keyId?: string },
 ): KeywardEvent {
   const key = 'key' in payload ? payload.key : undefined;
+  const policy = 'policy' in payload ? payload.policy : undefined;
   return {
     id: ctx.id,
     type: payload.type,
     time: ctx.time,
-    service: ctx.service ?? key?.service ?? '',
+    service: ctx.service ?? key?.service ?? policy?.service ?? '',
     keyId: ctx.keyId ?? key?.id ?? '',
     actor: ctx.actor,
     priority: defaultPriority(payload),

@@ -23,6 +23,10 @@ export interface KeyRecord {
   readonly expiresAt?: number;
   readonly revokedAt?: number;
   readonly revokeReason?: string;
+  /** The key's own policy; undefined when its service's default policy applies. */
+  readonly policyId?: string;
+  /** Key-level starting credits (narrowing the policy's). */
+  readonly credits?: number;
   /** Usage, written in batches off the hot path; may lag reality by a flush interval. */
   readonly lastUsedAt?: number;
   readonly usageCount: number;
@@ -37,6 +41,8 @@ export interface KeyChanges {
   metadata?: Readonly<Record<string, string>>;
   expiresAt?: number | null;
   enabled?: boolean;
+  /** null returns the key to its service's default policy. */
+  policyId?: string | null;
 }
 
 /** Applies changes to a record, enforcing the state machine. Pure: returns a new record. */
@@ -52,11 +58,13 @@ export function applyChanges(record: KeyRecord, changes: KeyChanges, now: number
     scopes: changes.scopes ?? record.scopes,
     metadata: changes.metadata ?? record.metadata,
     expiresAt: changes.expiresAt === null ? undefined : (changes.expiresAt ?? record.expiresAt),
+    policyId: changes.policyId === null ? undefined : (changes.policyId ?? record.policyId),
     state,
     updatedAt: now,
     version: record.version + 1,
   };
   if (next.expiresAt === undefined) delete (next as { expiresAt?: number }).expiresAt;
+  if (next.policyId === undefined) delete (next as { policyId?: string }).policyId;
   return next;
 }
 

@@ -1,4 +1,5 @@
 import type { KeyRecord } from './key-record';
+import type { CompiledPolicy } from './policy-evaluation';
 import { ScopeSet } from './scopes';
 
 /** Validation outcomes; mirror `keyward.v1.ValidationCode`. */
@@ -21,6 +22,14 @@ export interface ValidationRequest {
   /** When set, the key must belong to this service. */
   readonly service?: string;
   readonly requiredScopes: readonly string[];
+  /** The end client's address, for network rules; empty when unknown. */
+  readonly clientIp?: string;
+}
+
+/** The state of a key's limits after a request. */
+export interface LimitSnapshot {
+  readonly creditsRemaining?: number;
+  readonly rateLimits: readonly { readonly name: string; readonly limit: number; readonly remaining: number; readonly resetAt: number }[];
 }
 
 export interface Decision {
@@ -29,6 +38,8 @@ export interface Decision {
   readonly reason: string;
   /** Set when the key was found in the requested service, whatever the code. */
   readonly record?: KeyRecord;
+  /** Set when the key has rate limits or credits and they were checked. */
+  readonly limits?: LimitSnapshot;
 }
 
 /**
@@ -47,11 +58,19 @@ export function toValidationEntry(record: KeyRecord): ValidationEntry {
 const NOT_FOUND: Decision = Object.freeze({ code: 'NOT_FOUND', reason: '' });
 
 /**
- * The validation decision, a pure function of (record, request, time). Order: existence and
- * tenant, state, validity window, scopes. A key of another service is `NOT_FOUND`, so a caller
- * learns nothing about other tenants' keys.
+ * The validation decision, a pure function of (record, policy, request, time), in this order:
+ * existence and tenant, state, validity window, network, time window, scopes (granted by the key
+ * and allowed by its policy). Rate limits and credits, which need shared state, come after, in
+ * the validator. A key of another service is `NOT_FOUND`, so a caller learns nothing about
+ * other tenants' keys. `policy` is the key's effective policy: undefined when none applies,
+ * null when the key names a policy that no longer exists (refused rather than loosened).
  */
-export function decide(entry: ValidationEntry | undefined, request: ValidationRequest, now: number): Decision {
+export function decide(
+  entry: ValidationEntry | undefined,
+  request: ValidationRequest,
+  now: number,
+  policy?: CompiledPolicy | null,
+): Decision {
   if (entry === undefined) return NOT_FOUND;
   const record = entry.record;
   if (request.service && request.service !== record.service) return NOT_FOUND;
@@ -63,7 +82,19 @@ export function decide(entry: ValidationEntry | undefined, request: ValidationRe
   if (record.expiresAt !== undefined && now >= record.expiresAt) {
     return { code: 'EXPIRED', reason: 'expired', record };
   }
+  if (policy === null) return { code: 'FORBIDDEN', reason: 'policy_missing', record };
+  if (policy?.cidrs !== undefined) {
+    if (!request.clientIp) return { code: 'FORBIDDEN', reason: 'client_ip_required', record };
+    if (!policy.cidrs.contains(request.clientIp)) return { code: 'FORBIDDEN', reason: 'ip_not_allowed', record };
+  }
+  if (policy?.windows !== undefined && !policy.windows.contains(now)) {
+    return { code: 'FORBIDDEN', reason: 'outside_time_window', record };
+  }
   const missing = entry.scopes.firstMissing(request.requiredScopes);
   if (missing !== undefined) return { code: 'INSUFFICIENT_SCOPE', reason: `missing_scope:${missing}`, record };
+  if (policy?.allowedScopes !== undefined) {
+    const notAllowed = policy.allowedScopes.firstMissing(request.requiredScopes);
+    if (notAllowed !== undefined) return { code: 'INSUFFICIENT_SCOPE', reason: `scope_not_allowed:${notAllowed}`, record };
+  }
   return { code: 'VALID', reason: '', record };
 }

@@ -1,4 +1,19 @@
+import { ResourceExhaustedError } from '../domain/errors';
 import type { KeyRecord, KeyState } from '../domain/key-record';
+
+/** Options of writes that can make a key active. */
+export interface WriteOptions {
+  /**
+   * Service quota: refuse (`ResourceExhaustedError`) to make the key active when its service
+   * already has this many active keys. Checked atomically with the write, so concurrent creates
+   * on several sidecars cannot exceed it. Undefined or 0: no quota.
+   */
+  readonly maxActiveKeys?: number;
+}
+
+export function quotaExceeded(service: string, max: number): ResourceExhaustedError {
+  return new ResourceExhaustedError(`service ${service} has reached its quota of ${max} active keys (rule max_active_keys)`);
+}
 
 /** Filters and position of one page of `KeyStore.list`. Pages are ordered by key id (= creation time). */
 export interface ListQuery {
@@ -34,7 +49,7 @@ export interface UsageDelta {
  */
 export interface KeyStore {
   /** Inserts a record. `AlreadyExistsError` when its id or hash is taken. */
-  create(record: KeyRecord): Promise<void>;
+  create(record: KeyRecord, opts?: WriteOptions): Promise<void>;
   getById(id: string): Promise<KeyRecord | undefined>;
   getByHash(hash: string): Promise<KeyRecord | undefined>;
   /**
@@ -43,7 +58,7 @@ export interface KeyStore {
    * Usage fields of `record` are ignored: usage only moves through `addUsage`. `id` and `hash`
    * never change (a RangeError otherwise).
    */
-  replace(record: KeyRecord, expectedVersion: number): Promise<void>;
+  replace(record: KeyRecord, expectedVersion: number, opts?: WriteOptions): Promise<void>;
   /** Removes a record and its index entries; returns what was removed, if anything. */
   delete(id: string): Promise<KeyRecord | undefined>;
   /** One page, in id order, costing O(log n + page) whatever the number of keys. */

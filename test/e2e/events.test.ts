@@ -6,7 +6,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 
 type NatsConnection = Awaited<ReturnType<typeof connect>>;
-import { CreateKeyRequest, ListAuditEventsRequest } from '../../src/gen/keyward/v1/key_admin_service.pb';
+import { CreateKeyRequest, ListAuditEventsRequest, UpdateKeyRequest } from '../../src/gen/keyward/v1/key_admin_service.pb';
 import { ValidateKeyRequest, ValidationCode } from '../../src/gen/keyward/v1/key_service.pb';
 import { eventually } from '../support/health';
 import { bearer, call, startKeyward, type KeywardProcess } from '../support/keyward-process';
@@ -105,7 +105,7 @@ test('a key revoked through one sidecar is rejected by the other at once (its ca
 test('updates and deletes reach the other sidecar too', async () => {
   const { key, secret } = await create(a, { service: 'orders', scopes: ['orders:read'] });
   expect((await validate(b, secret)).code).toBe(ValidationCode.VALIDATION_CODE_VALID);
-  await call(a.admin.updateKey.bind(a.admin), { keyId: key!.id, name: '', scopes: [], metadata: {}, expireTime: undefined, enabled: false, updateMask: ['enabled'] }, a.root);
+  await call(a.admin.updateKey.bind(a.admin), UpdateKeyRequest.fromPartial({ keyId: key!.id, enabled: false, updateMask: ['enabled'] }), a.root);
   await eventually(async () => (await validate(b, secret)).code === ValidationCode.VALIDATION_CODE_DISABLED, 2_000, 2);
   await call(a.admin.deleteKey.bind(a.admin), { keyId: key!.id }, a.root);
   await eventually(async () => (await validate(b, secret)).code === ValidationCode.VALIDATION_CODE_NOT_FOUND, 2_000, 2);

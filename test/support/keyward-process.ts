@@ -14,6 +14,8 @@ export const ADMIN_TOKEN = 'e2e-bootstrap-token-0123456789abcdefghijklmnop';
 export interface KeywardProcess {
   readonly grpcAddr: string;
   readonly healthAddr: string;
+  /** The bound /metrics address (`host:port`), when the sidecar serves metrics. */
+  readonly metricsAddr?: string;
   readonly child: ChildProcess;
   /** Every JSON log line printed so far. */
   readonly logs: Record<string, unknown>[];
@@ -44,6 +46,8 @@ export async function startKeyward(env: Record<string, string> = {}): Promise<Ke
       HOME: home,
       KEYWARD_GRPC_ADDR: '127.0.0.1:0',
       KEYWARD_HEALTH_ADDR: '127.0.0.1:0',
+      // several sidecars run at once in the suite: never the fixed default port
+      KEYWARD_METRICS_ADDR: '127.0.0.1:0',
       KEYWARD_ADMIN_TOKEN: ADMIN_TOKEN,
       KEYWARD_LOG_LEVEL: 'info',
       ...env,
@@ -81,6 +85,7 @@ export async function startKeyward(env: Record<string, string> = {}): Promise<Ke
   return {
     grpcAddr,
     healthAddr: String(started.healthAddr),
+    metricsAddr: typeof started.metricsAddr === 'string' ? started.metricsAddr : undefined,
     child,
     logs,
     stderr,

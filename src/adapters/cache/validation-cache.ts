@@ -1,8 +1,10 @@
+import type { Span } from '@opentelemetry/api';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../../domain/clock';
 import { StoreUnavailableError } from '../../domain/errors';
 import type { KeyRecord } from '../../domain/key-record';
 import { toValidationEntry, type ValidationEntry } from '../../domain/validation';
+import { tracingEnabled, withSpan } from '../../observability/span-helpers';
 import type { ValidationSource } from '../../ports/validation-source';
 
 export interface ValidationCacheOptions {
@@ -71,13 +73,23 @@ export class ValidationCache implements ValidationSource {
   }
 
   lookup(hash: string): ValidationEntry | undefined | Promise<ValidationEntry | undefined> {
+    // a span per lookup only while tracing is on (and the request sampled): see span-helpers.ts
+    if (tracingEnabled()) return withSpan('keyward.cache.lookup', undefined, (span) => this.find(hash, span));
+    return this.find(hash, undefined);
+  }
+
+  private find(hash: string, span: Span | undefined): ValidationEntry | undefined | Promise<ValidationEntry | undefined> {
     const item = this.lru.get(hash);
     if (item !== undefined && this.opts.clock.now() < item.freshUntil) {
       this.stats.hits++;
+      span?.setAttribute('keyward.cache.result', 'hit');
+      if (item.entry) span?.setAttribute('keyward.key.id', item.entry.record.id);
       return item.entry;
     }
     this.stats.misses++;
-    return this.inflight.get(hash) ?? this.fetch(hash, item);
+    const joined = this.inflight.get(hash);
+    span?.setAttribute('keyward.cache.result', joined ? 'coalesced' : 'miss');
+    return joined ?? this.fetch(hash, item);
   }
 
   /** Drops a key's entry; an in-flight read for it will not be cached. */
@@ -105,7 +117,7 @@ export class ValidationCache implements ValidationSource {
   }
 
   private fetch(hash: string, previous: Item | undefined): Promise<ValidationEntry | undefined> {
-    const promise = this.opts.load(hash).then(
+    const promise = withSpan('keyward.store.read', undefined, () => this.opts.load(hash)).then(
       (record) => {
         const entry = record && toValidationEntry(record);
         if (this.inflight.get(hash) === promise) {

@@ -31,6 +31,7 @@ export class MemoryEventOutbox implements EventOutbox {
         resolve();
       };
       const timer = setTimeout(done, blockMs);
+      timer.unref(); // a waiting read alone does not keep the process alive
       this.waiters.add(done);
     });
     return this.closed ? [] : this.after(after, limit);

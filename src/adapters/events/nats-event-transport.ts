@@ -10,6 +10,7 @@ import {
   jetstreamManager,
   type ConsumerConfig,
   type ConsumerMessages,
+  type ConsumerNotification,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
@@ -19,6 +20,7 @@ import { headers, nanos, type MsgHdrs, type NatsConnection } from '@nats-io/nats
 import { connect } from '@nats-io/transport-node';
 import { parseWireEvent } from '../../codec/event-codec';
 import type { Logger } from '../../logger';
+import { startPublishSpan, withConsumeSpan } from '../../observability/messaging-spans';
 import type { EventTransport, Subscription, WireEvent } from '../../ports/event-transport';
 import { EventTransportUnavailableError } from './errors';
 
@@ -177,14 +179,10 @@ export class NatsEventTransport implements EventTransport {
     const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, this.opts.startTimeout, 'timeout').unref());
     const first = await Promise.race([connected.then(() => 'ok' as const), timeout]);
     if (first === 'timeout') {
-      this.log.warn({ url: this.opts.url }, 'NATS not reachable yet; events wait in the outbox and subscriptions start when it is');
+      this.log.warn({ url: withoutCredentials(this.opts.url) }, 'NATS not reachable yet; events wait in the outbox and subscriptions start when it is');
       return;
     }
-    try {
-      await this.ensureStream();
-    } catch (err) {
-      this.log.warn({ err }, 'cannot set up the event stream yet; retrying on the next publish or reconnect');
-    }
+    await this.ensureStream().catch(() => undefined); // started by onConnected, which logs a failure
   }
 
   async publish(event: WireEvent): Promise<void> {
@@ -196,17 +194,22 @@ export class NatsEventTransport implements EventTransport {
     } catch (err) {
       throw new EventTransportUnavailableError(`event stream not available: ${message(err)}`, { cause: err });
     }
+    const subject = eventSubject(event);
+    // a PRODUCER span under the operation that made the event; consumers hang below it
+    const span = startPublishSpan(subject, event);
     const h = headers();
     h.set('Content-Type', 'application/json');
-    if (event.traceparent) h.set('traceparent', event.traceparent);
+    if (span.traceparent) h.set('traceparent', span.traceparent);
     try {
-      const ack = await js.publish(eventSubject(event), event.body, {
+      const ack = await js.publish(subject, event.body, {
         msgID: event.id,
         headers: h,
         timeout: this.opts.requestTimeout,
       });
+      span.end();
       if (ack.duplicate) this.log.debug({ eventId: event.id, seq: ack.seq }, 'event was already in the stream');
     } catch (err) {
+      span.end(err);
       // maybe the stream is gone (a server that lost its store): check again next time
       this.streamReady = false;
       throw new EventTransportUnavailableError(`publishing event ${event.id} failed: ${message(err)}`, { cause: err });
@@ -248,7 +251,7 @@ export class NatsEventTransport implements EventTransport {
         try {
           await withTimeout(nc.drain(), 5000, 'NATS drain');
         } catch (err) {
-          this.log.warn({ err }, 'NATS drain failed; closing');
+          this.log.warn({ err, name: this.opts.name }, 'NATS drain failed; closing');
         }
       }
       if (!nc.isClosed()) await nc.close();
@@ -348,6 +351,7 @@ export class NatsEventTransport implements EventTransport {
     this.connected = true;
     this.log.info({ server: nc.getServer() }, 'connected to NATS');
     void this.watchStatus(nc);
+    this.ensureStream().catch((err: unknown) => this.log.warn({ err }, 'cannot set up the event stream yet; retrying on the next publish or reconnect'));
     this.wakeConnectWaiters();
   }
 
@@ -452,6 +456,12 @@ abstract class ConsumerLoop implements ManagedSubscription {
   /** Waits for a slot before the next message (bounded concurrency). */
   protected async beforeNext(): Promise<void> {}
 
+  /** Sees the consumer's notifications; may close `messages` to have the consumer made anew at once. */
+  protected onStatus(_s: ConsumerNotification, _messages: ConsumerMessages, _jsm: JetStreamManager): void {}
+
+  /** Set by onStatus when it closed the messages on purpose: reopen without pausing. */
+  protected reopenNow = false;
+
   private async run(): Promise<void> {
     let failures = 0;
     while (!this.closed) {
@@ -466,8 +476,9 @@ abstract class ConsumerLoop implements ManagedSubscription {
         }
         this.messages = messages;
         failures = 0;
+        this.reopenNow = false;
         this.readyWaiter?.();
-        void this.watch(messages);
+        void this.watch(messages, c.jsm);
         for await (const m of messages) {
           await this.handle(m);
           await this.beforeNext();
@@ -475,6 +486,7 @@ abstract class ConsumerLoop implements ManagedSubscription {
         }
         if (this.closed) break;
         const err = await messages.closed();
+        if (this.reopenNow) continue;
         this.t.logger.warn({ err }, `${this.what} consumer stopped; creating it again`);
       } catch (err) {
         if (this.closed) break;
@@ -486,9 +498,10 @@ abstract class ConsumerLoop implements ManagedSubscription {
     this.readyWaiter?.();
   }
 
-  private async watch(messages: ConsumerMessages): Promise<void> {
+  private async watch(messages: ConsumerMessages, jsm: JetStreamManager): Promise<void> {
     try {
       for await (const s of messages.status()) {
+        this.onStatus(s, messages, jsm);
         switch (s.type) {
           case 'ordered_consumer_recreated':
           case 'consumer_deleted':
@@ -545,13 +558,28 @@ class OrderedSubscription extends ConsumerLoop {
     return consumer.consume({ max_messages: 256, expires: 5000 });
   }
 
+  /**
+   * nats.js recreates an ordered consumer (after a reconnect to a server that lost it, or a
+   * sequence gap) at the right sequence, but keeps counting the old consumer's outstanding pull,
+   * so the new one is pulled for few or no messages until two heartbeats are missed (seconds). So
+   * the recreated consumer is dropped, and this subscription makes a fresh one right away, after
+   * its own last sequence: the same position, pulled in full.
+   */
+  protected override onStatus(s: ConsumerNotification, messages: ConsumerMessages, jsm: JetStreamManager): void {
+    if (s.type !== 'ordered_consumer_recreated' || this.closed) return;
+    this.t.logger.debug({ after: this.lastSeq }, 'ordered event consumer lost; making a new one');
+    this.reopenNow = true;
+    void messages.close().catch(() => undefined);
+    jsm.consumers.delete(EVENT_STREAM, s.name).catch(() => undefined);
+  }
+
   protected handle(m: JsMsg): void {
     if (this.lastSeq !== undefined && m.seq <= this.lastSeq) return; // seen before a recreate
     this.lastSeq = m.seq;
     const event = decode(m, this.t.logger);
     if (!event) return;
     try {
-      this.handler(event);
+      withConsumeSpan(m.subject, event, undefined, () => this.handler(event));
     } catch (err) {
       this.t.logger.error({ err, eventId: event.id, seq: m.seq }, 'event handler threw');
     }
@@ -618,7 +646,7 @@ class SharedSubscription extends ConsumerLoop {
     // keep the message ours while a slow handler runs
     const keepAlive = setInterval(() => m.working(), Math.max(1000, Math.floor(s.ackWait / 3)));
     try {
-      await this.handler(event);
+      await withConsumeSpan(m.subject, event, SHARED_CONSUMER, () => this.handler(event));
       clearInterval(keepAlive);
       m.ack();
     } catch (err) {
@@ -672,6 +700,11 @@ function nonNegative(name: string, v: number | undefined, dflt: number): number 
   if (v === undefined) return dflt;
   if (!Number.isFinite(v) || v < 0) throw new RangeError(`${name} must not be negative, got ${v}`);
   return v;
+}
+
+/** The URL(s) for logs: user and password (or token) removed. */
+function withoutCredentials(url: string): string {
+  return url.replace(/\/\/[^@/]*@/g, '//');
 }
 
 function message(err: unknown): string {

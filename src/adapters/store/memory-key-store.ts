@@ -1,6 +1,6 @@
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../../domain/errors';
 import type { KeyRecord } from '../../domain/key-record';
-import type { KeyStore, ListPage, ListQuery, UsageDelta } from '../../ports/key-store';
+import { quotaExceeded, type KeyStore, type ListPage, type ListQuery, type UsageDelta, type WriteOptions } from '../../ports/key-store';
 import { SortedIds } from './sorted-ids';
 
 /**
@@ -16,10 +16,11 @@ export class MemoryKeyStore implements KeyStore {
   private readonly usageBatches = new Set<string>();
   private closed = false;
 
-  async create(record: KeyRecord): Promise<void> {
+  async create(record: KeyRecord, opts: WriteOptions = {}): Promise<void> {
     this.assertOpen();
     if (this.byId.has(record.id)) throw new AlreadyExistsError(`key ${record.id} already exists`);
     if (this.idByHash.has(record.hash)) throw new AlreadyExistsError('a key with this hash already exists');
+    if (record.state === 'active') this.checkQuota(record.service, opts);
     const copy = clone(record);
     this.byId.set(copy.id, copy);
     this.idByHash.set(copy.hash, copy.id);
@@ -39,11 +40,12 @@ export class MemoryKeyStore implements KeyStore {
     return r && clone(r);
   }
 
-  async replace(record: KeyRecord, expectedVersion: number): Promise<void> {
+  async replace(record: KeyRecord, expectedVersion: number, opts: WriteOptions = {}): Promise<void> {
     this.assertOpen();
     const current = this.byId.get(record.id);
     if (!current) throw new NotFoundError(`key ${record.id} not found`);
     if (current.hash !== record.hash) throw new RangeError(`replace must not change the hash of key ${record.id}`);
+    if (record.state === 'active' && current.state !== 'active') this.checkQuota(record.service, opts);
     if (current.version !== expectedVersion) {
       throw new ConflictError(`key ${record.id} was changed concurrently (version ${current.version}, expected ${expectedVersion})`);
     }
@@ -108,6 +110,11 @@ export class MemoryKeyStore implements KeyStore {
 
   async close(): Promise<void> {
     this.closed = true;
+  }
+
+  private checkQuota(service: string, opts: WriteOptions): void {
+    const max = opts.maxActiveKeys ?? 0;
+    if (max > 0 && (this.indexes.get(`s:${service}|st:active`)?.size ?? 0) >= max) throw quotaExceeded(service, max);
   }
 
   private index(name: string): SortedIds {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { toStoreError, type RedisClient } from '../redis/redis-client';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../../domain/errors';
 import { KEY_STATES, type KeyRecord, type KeyState } from '../../domain/key-record';
-import type { KeyStore, ListPage, ListQuery, UsageDelta } from '../../ports/key-store';
+import { quotaExceeded, type KeyStore, type ListPage, type ListQuery, type UsageDelta, type WriteOptions } from '../../ports/key-store';
 import { chooseIndex } from './memory-key-store';
 
 /*
@@ -81,16 +81,25 @@ local function indexes(p, svc, own, st)
   return out
 end`;
 
-/** KEYS: pointer, record, 6 indexes. ARGV: id, hash, field/value pairs. */
+/**
+ * KEYS: pointer, record, 6 indexes (KEYS[5] = the service's index of the record's state).
+ * ARGV: id, hash, most active keys of the service (0: no quota), field/value pairs.
+ */
 const CREATE = script(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'ID_TAKEN' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'HASH_TAKEN' end
-redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+local quota = tonumber(ARGV[3])
+if quota > 0 and redis.call('ZCARD', KEYS[5]) >= quota then return 'QUOTA' end
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
 redis.call('SET', KEYS[1], ARGV[2])
 for i = 3, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[1]) end
 return 'OK'`);
 
-/** KEYS: pointer, record (new hash), 6 new indexes. ARGV: prefix, id, expected version, pairs. */
+/**
+ * KEYS: pointer, record (new hash), 6 new indexes (KEYS[5] = the service's index of the new
+ * state). ARGV: prefix, id, expected version, most active keys when the record becomes active
+ * (0: no quota), pairs.
+ */
 const REPLACE = script(`
 local hash = redis.call('GET', KEYS[1])
 if not hash then return 'NOT_FOUND' end
@@ -98,8 +107,10 @@ local rec = ARGV[1] .. 'r:' .. hash
 local cur = redis.call('HMGET', rec, 'ver', 'svc', 'own', 'st')
 if cur[1] ~= ARGV[3] then return 'CONFLICT:' .. tostring(cur[1]) end
 if rec ~= KEYS[2] then return 'HASH_CHANGED' end
+local quota = tonumber(ARGV[4])
+if quota > 0 and cur[4] ~= 'active' and redis.call('ZCARD', KEYS[5]) >= quota then return 'QUOTA' end
 for _, k in ipairs(indexes(ARGV[1], cur[2], cur[3], cur[4])) do redis.call('ZREM', k, ARGV[2]) end
-redis.call('HSET', rec, unpack(ARGV, 4))
+redis.call('HSET', rec, unpack(ARGV, 5))
 for i = 3, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[2]) end
 return 'OK'`);
 
@@ -190,7 +201,7 @@ export class RedisKeyStore implements KeyStore {
     this.scanBatch = Math.max(1, Math.floor(opts.scanBatch ?? 500));
   }
 
-  async create(record: KeyRecord): Promise<void> {
+  async create(record: KeyRecord, opts: WriteOptions = {}): Promise<void> {
     // addUsage HINCRBYs `u` inside a script: a non-integer there would fail it halfway
     if (!Number.isSafeInteger(record.usageCount)) {
       throw new RangeError(`usageCount must be an integer, got ${record.usageCount}`);
@@ -198,7 +209,9 @@ export class RedisKeyStore implements KeyStore {
     const fields = [...encode(record), 'u', String(record.usageCount)];
     if (record.lastUsedAt !== undefined) fields.push('lu', String(record.lastUsedAt));
     const keys = [this.idKey(record.id), this.recordKey(record.hash), ...this.indexKeys(record)];
-    const reply = await this.run('create', () => this.eval(CREATE, keys, [record.id, record.hash, ...fields]));
+    const quota = record.state === 'active' ? (opts.maxActiveKeys ?? 0) : 0;
+    const reply = await this.run('create', () => this.eval(CREATE, keys, [record.id, record.hash, String(quota), ...fields]));
+    if (reply === 'QUOTA') throw quotaExceeded(record.service, quota);
     if (reply === 'ID_TAKEN') throw new AlreadyExistsError(`key ${record.id} already exists`);
     if (reply === 'HASH_TAKEN') throw new AlreadyExistsError('a key with this hash already exists');
     expectOk('create', reply);
@@ -214,11 +227,13 @@ export class RedisKeyStore implements KeyStore {
     return decode(reply);
   }
 
-  async replace(record: KeyRecord, expectedVersion: number): Promise<void> {
+  async replace(record: KeyRecord, expectedVersion: number, opts: WriteOptions = {}): Promise<void> {
     const keys = [this.idKey(record.id), this.recordKey(record.hash), ...this.indexKeys(record)];
-    const args = [this.p, record.id, String(expectedVersion), ...encode(record)];
+    const quota = record.state === 'active' ? (opts.maxActiveKeys ?? 0) : 0;
+    const args = [this.p, record.id, String(expectedVersion), String(quota), ...encode(record)];
     const reply = await this.run('replace', () => this.eval(REPLACE, keys, args));
     if (reply === 'NOT_FOUND') throw new NotFoundError(`key ${record.id} not found`);
+    if (reply === 'QUOTA') throw quotaExceeded(record.service, quota);
     if (typeof reply === 'string' && reply.startsWith('CONFLICT:')) {
       throw new ConflictError(
         `key ${record.id} was changed concurrently (version ${reply.slice(9)}, expected ${expectedVersion})`,
@@ -345,6 +360,10 @@ interface Details {
   ea?: number;
   ra?: number;
   rr?: string;
+  /** policy id */
+  po?: string;
+  /** key-level starting credits */
+  cr?: number;
 }
 
 /** Every field but usage, as HSET field/value pairs. */
@@ -361,6 +380,8 @@ function encode(r: KeyRecord): string[] {
     ...(r.expiresAt !== undefined && { ea: r.expiresAt }),
     ...(r.revokedAt !== undefined && { ra: r.revokedAt }),
     ...(r.revokeReason !== undefined && { rr: r.revokeReason }),
+    ...(r.policyId !== undefined && { po: r.policyId }),
+    ...(r.credits !== undefined && { cr: r.credits }),
   };
   return [
     'v', FORMAT_VERSION,
@@ -402,6 +423,8 @@ function decode(reply: unknown): KeyRecord | undefined {
   if (d.ea !== undefined) r.expiresAt = d.ea;
   if (d.ra !== undefined) r.revokedAt = d.ra;
   if (d.rr !== undefined) r.revokeReason = d.rr;
+  if (d.po !== undefined) r.policyId = d.po;
+  if (d.cr !== undefined) r.credits = d.cr;
   if (f.lu !== undefined) r.lastUsedAt = Number(f.lu);
   return r;
 }

@@ -1,6 +1,9 @@
 import type { Metadata, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import type { AdminAuthenticator } from '../../app/admin-authenticator';
 import type { AuditQuery } from '../../app/audit-query';
+import type { PolicyAdmin } from '../../app/policy-admin';
+import { policyFieldsFromProto, toProtoPolicy } from '../../codec/policy-mapping';
+import type { KeyRecord } from '../../domain/key-record';
 import type { KeyAdmin } from '../../app/key-admin';
 import type { Principal } from '../../domain/admin-access';
 import type { KeyAdminServiceServer } from '../../gen/keyward/v1/key_admin_service.pb';
@@ -10,6 +13,7 @@ import { isInternal, toServiceError } from './status';
 
 export interface KeyAdminServiceOptions {
   admin: KeyAdmin;
+  policies: PolicyAdmin;
   audit: AuditQuery;
   authenticator: AdminAuthenticator;
   logger: Logger;
@@ -21,7 +25,10 @@ function authorization(metadata: Metadata): string | undefined {
 }
 
 /** `keyward.v1.KeyAdminService`: authenticates every call, then runs the matching use case. */
-export function createKeyAdminService({ admin, audit, authenticator, logger }: KeyAdminServiceOptions): KeyAdminServiceServer {
+export function createKeyAdminService({ admin, policies, audit, authenticator, logger }: KeyAdminServiceOptions): KeyAdminServiceServer {
+  /** The key as GetKey and friends show it, with its remaining credits when it has any. */
+  const view = async (record: KeyRecord) => ({ ...toApiKey(record), creditsRemaining: await admin.creditsOf(record) });
+
   function handle<Req, Res>(run: (p: Principal, req: Req) => Promise<Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       authenticator
@@ -48,10 +55,12 @@ export function createKeyAdminService({ admin, audit, authenticator, logger }: K
         prefix: req.prefix,
         notBefore: fromDate('not_before_time', req.notBeforeTime),
         expiresAt: fromDate('expire_time', req.expireTime),
+        policyId: req.policyId,
+        credits: req.credits,
       });
-      return { key: toApiKey(record), secret };
+      return { key: await view(record), secret };
     }),
-    getKey: handle(async (p, req) => ({ key: toApiKey(await admin.get(p, req.keyId)) })),
+    getKey: handle(async (p, req) => ({ key: await view(await admin.get(p, req.keyId)) })),
     listKeys: handle(async (p, req) => {
       const page = await admin.list(p, {
         service: req.service,
@@ -71,12 +80,35 @@ export function createKeyAdminService({ admin, audit, authenticator, logger }: K
         metadata: req.metadata,
         expiresAt: fromDate('expire_time', req.expireTime),
         enabled: req.enabled,
+        policyId: req.policyId,
+        credits: req.credits,
       });
-      return { key: toApiKey(record) };
+      return { key: await view(record) };
     }),
     revokeKey: handle(async (p, req) => ({ key: toApiKey(await admin.revoke(p, req.keyId, req.reason)) })),
     deleteKey: handle(async (p, req) => {
       await admin.delete(p, req.keyId);
+      return {};
+    }),
+    createPolicy: handle(async (p, req) => {
+      const v = await policies.create(p, policyFieldsFromProto(req.policy), req.serviceDefault);
+      return { policy: toProtoPolicy(v.policy, v.serviceDefault) };
+    }),
+    getPolicy: handle(async (p, req) => {
+      const v = await policies.get(p, req.policyId);
+      return { policy: toProtoPolicy(v.policy, v.serviceDefault) };
+    }),
+    listPolicies: handle(async (p, req) => {
+      const page = await policies.list(p, req.service, req.pageSize, req.pageToken);
+      return { policies: page.views.map((v) => toProtoPolicy(v.policy, v.serviceDefault)), nextPageToken: page.nextPageToken };
+    }),
+    updatePolicy: handle(async (p, req) => {
+      const fields = policyFieldsFromProto({ ...req.policy!, service: 'unused' });
+      const v = await policies.update(p, req.policy?.id ?? '', fields, req.updateMask ?? [], req.serviceDefault);
+      return { policy: toProtoPolicy(v.policy, v.serviceDefault) };
+    }),
+    deletePolicy: handle(async (p, req) => {
+      await policies.delete(p, req.policyId);
       return {};
     }),
     listAuditEvents: handle(async (p, req) => {

@@ -4,6 +4,8 @@ import type { HealthImplementation } from 'grpc-health-check';
 import { KeyAdminServiceService, type KeyAdminServiceServer } from '../../gen/keyward/v1/key_admin_service.pb';
 import { KeyServiceService, type KeyServiceServer } from '../../gen/keyward/v1/key_service.pb';
 import type { Logger } from '../../logger';
+import { measureAdminService } from '../../observability/admin-metrics';
+import type { Metrics } from '../../observability/metrics';
 import { createReflectionService } from './reflection';
 
 export interface GrpcServersOptions {
@@ -11,6 +13,8 @@ export interface GrpcServersOptions {
   keyAdminService: KeyAdminServiceServer;
   health: HealthImplementation;
   logger: Logger;
+  /** Counts admin calls (keyward_admin_requests_total); omit for none. */
+  metrics?: Pick<Metrics, 'adminRequest'>;
 }
 
 const SERVER_OPTIONS = {
@@ -31,7 +35,10 @@ export class GrpcServers {
   constructor(opts: GrpcServersOptions) {
     this.logger = opts.logger;
     this.main.addService(KeyServiceService, opts.keyService);
-    this.main.addService(KeyAdminServiceService, opts.keyAdminService);
+    this.main.addService(
+      KeyAdminServiceService,
+      opts.metrics ? measureAdminService(opts.keyAdminService, KeyAdminServiceService, opts.metrics) : opts.keyAdminService,
+    );
     createReflectionService().addToServer(this.main);
     opts.health.addToServer(this.main);
     opts.health.addToServer(this.healthOnly);

@@ -1,3 +1,5 @@
+import { MemoryLimiter } from '../../../src/adapters/limits/memory-limiter';
+import { MemoryPolicyStore } from '../../../src/adapters/store/memory-policy-store';
 import { createHash } from 'node:crypto';
 import { MemoryKeyStore } from '../../../src/adapters/store/memory-key-store';
 import {
@@ -74,9 +76,12 @@ function setup(opts: { store?: KeyStore; inner?: MemoryKeyStore; defaultPrefix?:
   const store = opts.store ?? inner;
   const clock = new ManualClock(T0);
   const events: Event[] = [];
+  const limiter = new MemoryLimiter();
   const admin = new KeyAdmin({
     store,
     clock,
+    policies: new MemoryPolicyStore(),
+    limiter,
     ids: new KeyIdGenerator(),
     defaultPrefix: opts.defaultPrefix ?? 'sk',
     onChange: (c) => {
@@ -97,7 +102,7 @@ function setup(opts: { store?: KeyStore; inner?: MemoryKeyStore; defaultPrefix?:
     return out;
   };
   const create = (p: Principal, overrides: Partial<CreateKeyInput> = {}) => admin.create(p, createInput(overrides));
-  return { inner, store, clock, events, admin, snapshot, listAll, create };
+  return { inner, store, clock, events, admin, snapshot, listAll, create, limiter };
 }
 
 async function caught(p: Promise<unknown>): Promise<unknown> {
@@ -613,7 +618,7 @@ describe('KeyAdmin.update', () => {
   it('accepts repeated mask paths and every updatable field at once', async () => {
     const env = setup();
     const { billing } = await seed(env);
-    expect([...UPDATABLE_FIELDS]).toEqual(['name', 'scopes', 'metadata', 'expire_time', 'enabled']);
+    expect([...UPDATABLE_FIELDS]).toEqual(['name', 'scopes', 'metadata', 'expire_time', 'enabled', 'policy_id', 'credits']);
     const updated = await env.admin.update(
       root,
       updateInput(billing.id, {
@@ -623,9 +628,13 @@ describe('KeyAdmin.update', () => {
         metadata: { m: '1' },
         expiresAt: T0 + 50_000,
         enabled: false,
+        policyId: '',
+        credits: 7,
       }),
     );
     expect(updated).toMatchObject({ name: 'all', scopes: ['s'], metadata: { m: '1' }, expiresAt: T0 + 50_000, state: 'disabled', version: 2 });
+    expect(updated.policyId).toBeUndefined();
+    expect(await env.limiter.credits(billing.id, { initial: 0 }, T0)).toBe(7);
   });
 
   it('ignores invalid values of fields outside the mask', async () => {

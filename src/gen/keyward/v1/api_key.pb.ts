@@ -104,6 +104,10 @@ export interface ApiKey {
   revokeReason: string;
   /** Number of successful validations, as last recorded. */
   usageCount: number;
+  /** The key's own policy; empty when the service's default policy applies. */
+  policyId: string;
+  /** Credits left, when the key's policy (or the key) has credits. */
+  creditsRemaining?: number | undefined;
 }
 
 export interface ApiKey_MetadataEntry {
@@ -130,6 +134,8 @@ function createBaseApiKey(): ApiKey {
     revokeTime: undefined,
     revokeReason: "",
     usageCount: 0,
+    policyId: "",
+    creditsRemaining: undefined,
   };
 }
 
@@ -185,6 +191,12 @@ export const ApiKey: MessageFns<ApiKey> = {
     }
     if (message.usageCount !== 0) {
       writer.uint32(136).int64(message.usageCount);
+    }
+    if (message.policyId !== "") {
+      writer.uint32(146).string(message.policyId);
+    }
+    if (message.creditsRemaining !== undefined) {
+      writer.uint32(152).int64(message.creditsRemaining);
     }
     return writer;
   },
@@ -341,6 +353,22 @@ export const ApiKey: MessageFns<ApiKey> = {
             message.usageCount = longToNumber(reader.int64());
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.policyId = reader.string();
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.creditsRemaining = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -417,6 +445,16 @@ export const ApiKey: MessageFns<ApiKey> = {
         : isSet(object.usage_count)
         ? globalThis.Number(object.usage_count)
         : 0,
+      policyId: isSet(object.policyId)
+        ? globalThis.String(object.policyId)
+        : isSet(object.policy_id)
+        ? globalThis.String(object.policy_id)
+        : "",
+      creditsRemaining: isSet(object.creditsRemaining)
+        ? globalThis.Number(object.creditsRemaining)
+        : isSet(object.credits_remaining)
+        ? globalThis.Number(object.credits_remaining)
+        : undefined,
     };
   },
 
@@ -479,6 +517,12 @@ export const ApiKey: MessageFns<ApiKey> = {
     if (message.usageCount !== 0) {
       obj.usageCount = Math.round(message.usageCount);
     }
+    if (message.policyId !== "") {
+      obj.policyId = message.policyId;
+    }
+    if (message.creditsRemaining !== undefined) {
+      obj.creditsRemaining = Math.round(message.creditsRemaining);
+    }
     return obj;
   },
 
@@ -512,6 +556,8 @@ export const ApiKey: MessageFns<ApiKey> = {
     message.revokeTime = object.revokeTime ?? undefined;
     message.revokeReason = object.revokeReason ?? "";
     message.usageCount = object.usageCount ?? 0;
+    message.policyId = object.policyId ?? "";
+    message.creditsRemaining = object.creditsRemaining ?? undefined;
     return message;
   },
 };

@@ -8,6 +8,7 @@
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Timestamp } from "../../google/protobuf/timestamp.pb";
 import { ApiKey } from "./api_key.pb";
+import { Policy } from "./policy.pb";
 
 /**
  * How urgently an event must reach people and systems. Critical events (revocations) are sent at
@@ -75,7 +76,8 @@ export interface Event {
   id: string;
   /**
    * `key.created`, `key.updated`, `key.revoked`, `key.rotated`, `key.expired`, `key.deleted`,
-   * `key.rotation_due`, `quota.exceeded`, `ratelimit.exceeded`, `policy.violation`.
+   * `key.rotation_due`, `quota.exceeded`, `ratelimit.exceeded`, `policy.violation`,
+   * `policy.created`, `policy.updated`, `policy.deleted`.
    */
   type: string;
   time:
@@ -98,6 +100,7 @@ export interface Event {
   quotaExceeded?: QuotaExceededPayload | undefined;
   ratelimitExceeded?: RateLimitExceededPayload | undefined;
   policyViolation?: PolicyViolationPayload | undefined;
+  policyChanged?: PolicyChangedPayload | undefined;
 }
 
 export interface KeyCreatedPayload {
@@ -159,6 +162,11 @@ export interface PolicyViolationPayload {
   reason: string;
 }
 
+export interface PolicyChangedPayload {
+  /** The policy after the change (before it, for `policy.deleted`). */
+  policy: Policy | undefined;
+}
+
 function createBaseEvent(): Event {
   return {
     id: "",
@@ -178,6 +186,7 @@ function createBaseEvent(): Event {
     quotaExceeded: undefined,
     ratelimitExceeded: undefined,
     policyViolation: undefined,
+    policyChanged: undefined,
   };
 }
 
@@ -233,6 +242,9 @@ export const Event: MessageFns<Event> = {
     }
     if (message.policyViolation !== undefined) {
       PolicyViolationPayload.encode(message.policyViolation, writer.uint32(154).fork()).join();
+    }
+    if (message.policyChanged !== undefined) {
+      PolicyChangedPayload.encode(message.policyChanged, writer.uint32(162).fork()).join();
     }
     return writer;
   },
@@ -386,6 +398,14 @@ export const Event: MessageFns<Event> = {
             message.policyViolation = PolicyViolationPayload.decode(reader, reader.uint32());
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.policyChanged = PolicyChangedPayload.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -461,6 +481,11 @@ export const Event: MessageFns<Event> = {
         : isSet(object.policy_violation)
         ? PolicyViolationPayload.fromJSON(object.policy_violation)
         : undefined,
+      policyChanged: isSet(object.policyChanged)
+        ? PolicyChangedPayload.fromJSON(object.policyChanged)
+        : isSet(object.policy_changed)
+        ? PolicyChangedPayload.fromJSON(object.policy_changed)
+        : undefined,
     };
   },
 
@@ -517,6 +542,9 @@ export const Event: MessageFns<Event> = {
     if (message.policyViolation !== undefined) {
       obj.policyViolation = PolicyViolationPayload.toJSON(message.policyViolation);
     }
+    if (message.policyChanged !== undefined) {
+      obj.policyChanged = PolicyChangedPayload.toJSON(message.policyChanged);
+    }
     return obj;
   },
 
@@ -561,6 +589,9 @@ export const Event: MessageFns<Event> = {
       : undefined;
     message.policyViolation = (object.policyViolation !== undefined && object.policyViolation !== null)
       ? PolicyViolationPayload.fromPartial(object.policyViolation)
+      : undefined;
+    message.policyChanged = (object.policyChanged !== undefined && object.policyChanged !== null)
+      ? PolicyChangedPayload.fromPartial(object.policyChanged)
       : undefined;
     return message;
   },
@@ -1414,6 +1445,75 @@ export const PolicyViolationPayload: MessageFns<PolicyViolationPayload> = {
     const message = createBasePolicyViolationPayload();
     message.rule = object.rule ?? "";
     message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBasePolicyChangedPayload(): PolicyChangedPayload {
+  return { policy: undefined };
+}
+
+export const PolicyChangedPayload: MessageFns<PolicyChangedPayload> = {
+  encode(message: PolicyChangedPayload, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policy !== undefined) {
+      Policy.encode(message.policy, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PolicyChangedPayload {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePolicyChangedPayload();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policy = Policy.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PolicyChangedPayload {
+    return { policy: isSet(object.policy) ? Policy.fromJSON(object.policy) : undefined };
+  },
+
+  toJSON(message: PolicyChangedPayload): unknown {
+    const obj: any = {};
+    if (message.policy !== undefined) {
+      obj.policy = Policy.toJSON(message.policy);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PolicyChangedPayload>, I>>(base?: I): PolicyChangedPayload {
+    return PolicyChangedPayload.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PolicyChangedPayload>, I>>(object: I): PolicyChangedPayload {
+    const message = createBasePolicyChangedPayload();
+    message.policy = (object.policy !== undefined && object.policy !== null)
+      ? Policy.fromPartial(object.policy)
+      : undefined;
     return message;
   },
 };

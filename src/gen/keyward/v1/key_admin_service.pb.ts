@@ -21,6 +21,7 @@ import {
 import { FieldMask } from "../../google/protobuf/field_mask.pb";
 import { Timestamp } from "../../google/protobuf/timestamp.pb";
 import { ApiKey, KeyState, keyStateFromJSON, keyStateToJSON } from "./api_key.pb";
+import { Policy } from "./policy.pb";
 
 export interface CreateKeyRequest {
   /** Required. The service the key belongs to (`^[a-z0-9][a-z0-9-]{0,62}$`). */
@@ -43,7 +44,16 @@ export interface CreateKeyRequest {
   prefix: string;
   /** Optional validity window. `expire_time` must be in the future and after `not_before_time`. */
   notBeforeTime: Date | undefined;
-  expireTime: Date | undefined;
+  expireTime:
+    | Date
+    | undefined;
+  /** The key's own policy (of the same service). Empty: the service's default policy applies. */
+  policyId: string;
+  /**
+   * The key's starting credits; at most the policy's `credits.initial` when it has credits.
+   * Unset: the policy's.
+   */
+  credits?: number | undefined;
 }
 
 export interface CreateKeyRequest_MetadataEntry {
@@ -98,8 +108,13 @@ export interface UpdateKeyRequest {
     | undefined;
   /** false disables the key, true re-enables it. A revoked key cannot be re-enabled. */
   enabled: boolean;
+  /** The key's own policy; empty returns it to the service default. */
+  policyId: string;
+  /** Sets the remaining credits (a top-up or a reset). */
+  credits: number;
   /**
-   * The fields to change, among `name`, `scopes`, `metadata`, `expire_time`, `enabled`.
+   * The fields to change, among `name`, `scopes`, `metadata`, `expire_time`, `enabled`,
+   * `policy_id`, `credits`.
    * Required: with an empty mask nothing would change, so it is `INVALID_ARGUMENT`.
    */
   updateMask: string[] | undefined;
@@ -186,6 +201,64 @@ export interface ListAuditEventsResponse {
   nextPageToken: string;
 }
 
+export interface CreatePolicyRequest {
+  /** `id`, `service_default`, `create_time` and `update_time` are ignored. */
+  policy:
+    | Policy
+    | undefined;
+  /** Make it the service's default policy (replacing the previous default). */
+  serviceDefault: boolean;
+}
+
+export interface CreatePolicyResponse {
+  policy: Policy | undefined;
+}
+
+export interface GetPolicyRequest {
+  policyId: string;
+}
+
+export interface GetPolicyResponse {
+  policy: Policy | undefined;
+}
+
+export interface ListPoliciesRequest {
+  /** Required. */
+  service: string;
+  /** 1 to 1000; 0 means 100. */
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface ListPoliciesResponse {
+  policies: Policy[];
+  nextPageToken: string;
+}
+
+export interface UpdatePolicyRequest {
+  /** `policy.id` names the policy; the other fields are read as `update_mask` says. */
+  policy:
+    | Policy
+    | undefined;
+  /** Fields of `Policy` (e.g. `rate_limits`, `allowed_cidrs`), and `service_default`. */
+  updateMask:
+    | string[]
+    | undefined;
+  /** With `service_default` in the mask: make it (true) or stop it being (false) the default. */
+  serviceDefault: boolean;
+}
+
+export interface UpdatePolicyResponse {
+  policy: Policy | undefined;
+}
+
+export interface DeletePolicyRequest {
+  policyId: string;
+}
+
+export interface DeletePolicyResponse {
+}
+
 function createBaseCreateKeyRequest(): CreateKeyRequest {
   return {
     service: "",
@@ -196,6 +269,8 @@ function createBaseCreateKeyRequest(): CreateKeyRequest {
     prefix: "",
     notBeforeTime: undefined,
     expireTime: undefined,
+    policyId: "",
+    credits: undefined,
   };
 }
 
@@ -224,6 +299,12 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
     }
     if (message.expireTime !== undefined) {
       Timestamp.encode(toTimestamp(message.expireTime), writer.uint32(66).fork()).join();
+    }
+    if (message.policyId !== "") {
+      writer.uint32(74).string(message.policyId);
+    }
+    if (message.credits !== undefined) {
+      writer.uint32(80).int64(message.credits);
     }
     return writer;
   },
@@ -308,6 +389,22 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
             message.expireTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.policyId = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.credits = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -351,6 +448,12 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
         : isSet(object.expire_time)
         ? fromJsonTimestamp(object.expire_time)
         : undefined,
+      policyId: isSet(object.policyId)
+        ? globalThis.String(object.policyId)
+        : isSet(object.policy_id)
+        ? globalThis.String(object.policy_id)
+        : "",
+      credits: isSet(object.credits) ? globalThis.Number(object.credits) : undefined,
     };
   },
 
@@ -386,6 +489,12 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
     if (message.expireTime !== undefined) {
       obj.expireTime = message.expireTime.toISOString();
     }
+    if (message.policyId !== "") {
+      obj.policyId = message.policyId;
+    }
+    if (message.credits !== undefined) {
+      obj.credits = Math.round(message.credits);
+    }
     return obj;
   },
 
@@ -410,6 +519,8 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
     message.prefix = object.prefix ?? "";
     message.notBeforeTime = object.notBeforeTime ?? undefined;
     message.expireTime = object.expireTime ?? undefined;
+    message.policyId = object.policyId ?? "";
+    message.credits = object.credits ?? undefined;
     return message;
   },
 };
@@ -964,6 +1075,8 @@ function createBaseUpdateKeyRequest(): UpdateKeyRequest {
     metadata: {},
     expireTime: undefined,
     enabled: false,
+    policyId: "",
+    credits: 0,
     updateMask: undefined,
   };
 }
@@ -987,6 +1100,12 @@ export const UpdateKeyRequest: MessageFns<UpdateKeyRequest> = {
     }
     if (message.enabled !== false) {
       writer.uint32(48).bool(message.enabled);
+    }
+    if (message.policyId !== "") {
+      writer.uint32(66).string(message.policyId);
+    }
+    if (message.credits !== 0) {
+      writer.uint32(72).int64(message.credits);
     }
     if (message.updateMask !== undefined) {
       FieldMask.encode(FieldMask.wrap(message.updateMask), writer.uint32(58).fork()).join();
@@ -1058,6 +1177,22 @@ export const UpdateKeyRequest: MessageFns<UpdateKeyRequest> = {
             message.enabled = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.policyId = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.credits = longToNumber(reader.int64());
+            continue;
+          }
           case 7: {
             if (tag !== 58) {
               break;
@@ -1107,6 +1242,12 @@ export const UpdateKeyRequest: MessageFns<UpdateKeyRequest> = {
         ? fromJsonTimestamp(object.expire_time)
         : undefined,
       enabled: isSet(object.enabled) ? globalThis.Boolean(object.enabled) : false,
+      policyId: isSet(object.policyId)
+        ? globalThis.String(object.policyId)
+        : isSet(object.policy_id)
+        ? globalThis.String(object.policy_id)
+        : "",
+      credits: isSet(object.credits) ? globalThis.Number(object.credits) : 0,
       updateMask: isSet(object.updateMask)
         ? FieldMask.unwrap(FieldMask.fromJSON(object.updateMask))
         : isSet(object.update_mask)
@@ -1141,6 +1282,12 @@ export const UpdateKeyRequest: MessageFns<UpdateKeyRequest> = {
     if (message.enabled !== false) {
       obj.enabled = message.enabled;
     }
+    if (message.policyId !== "") {
+      obj.policyId = message.policyId;
+    }
+    if (message.credits !== 0) {
+      obj.credits = Math.round(message.credits);
+    }
     if (message.updateMask !== undefined) {
       obj.updateMask = FieldMask.toJSON(FieldMask.wrap(message.updateMask));
     }
@@ -1166,6 +1313,8 @@ export const UpdateKeyRequest: MessageFns<UpdateKeyRequest> = {
     );
     message.expireTime = object.expireTime ?? undefined;
     message.enabled = object.enabled ?? false;
+    message.policyId = object.policyId ?? "";
+    message.credits = object.credits ?? 0;
     message.updateMask = object.updateMask ?? undefined;
     return message;
   },
@@ -2164,6 +2313,811 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
   },
 };
 
+function createBaseCreatePolicyRequest(): CreatePolicyRequest {
+  return { policy: undefined, serviceDefault: false };
+}
+
+export const CreatePolicyRequest: MessageFns<CreatePolicyRequest> = {
+  encode(message: CreatePolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policy !== undefined) {
+      Policy.encode(message.policy, writer.uint32(10).fork()).join();
+    }
+    if (message.serviceDefault !== false) {
+      writer.uint32(16).bool(message.serviceDefault);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreatePolicyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreatePolicyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policy = Policy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.serviceDefault = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreatePolicyRequest {
+    return {
+      policy: isSet(object.policy) ? Policy.fromJSON(object.policy) : undefined,
+      serviceDefault: isSet(object.serviceDefault)
+        ? globalThis.Boolean(object.serviceDefault)
+        : isSet(object.service_default)
+        ? globalThis.Boolean(object.service_default)
+        : false,
+    };
+  },
+
+  toJSON(message: CreatePolicyRequest): unknown {
+    const obj: any = {};
+    if (message.policy !== undefined) {
+      obj.policy = Policy.toJSON(message.policy);
+    }
+    if (message.serviceDefault !== false) {
+      obj.serviceDefault = message.serviceDefault;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreatePolicyRequest>, I>>(base?: I): CreatePolicyRequest {
+    return CreatePolicyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreatePolicyRequest>, I>>(object: I): CreatePolicyRequest {
+    const message = createBaseCreatePolicyRequest();
+    message.policy = (object.policy !== undefined && object.policy !== null)
+      ? Policy.fromPartial(object.policy)
+      : undefined;
+    message.serviceDefault = object.serviceDefault ?? false;
+    return message;
+  },
+};
+
+function createBaseCreatePolicyResponse(): CreatePolicyResponse {
+  return { policy: undefined };
+}
+
+export const CreatePolicyResponse: MessageFns<CreatePolicyResponse> = {
+  encode(message: CreatePolicyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policy !== undefined) {
+      Policy.encode(message.policy, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreatePolicyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreatePolicyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policy = Policy.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreatePolicyResponse {
+    return { policy: isSet(object.policy) ? Policy.fromJSON(object.policy) : undefined };
+  },
+
+  toJSON(message: CreatePolicyResponse): unknown {
+    const obj: any = {};
+    if (message.policy !== undefined) {
+      obj.policy = Policy.toJSON(message.policy);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreatePolicyResponse>, I>>(base?: I): CreatePolicyResponse {
+    return CreatePolicyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreatePolicyResponse>, I>>(object: I): CreatePolicyResponse {
+    const message = createBaseCreatePolicyResponse();
+    message.policy = (object.policy !== undefined && object.policy !== null)
+      ? Policy.fromPartial(object.policy)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetPolicyRequest(): GetPolicyRequest {
+  return { policyId: "" };
+}
+
+export const GetPolicyRequest: MessageFns<GetPolicyRequest> = {
+  encode(message: GetPolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policyId !== "") {
+      writer.uint32(10).string(message.policyId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPolicyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPolicyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policyId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPolicyRequest {
+    return {
+      policyId: isSet(object.policyId)
+        ? globalThis.String(object.policyId)
+        : isSet(object.policy_id)
+        ? globalThis.String(object.policy_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetPolicyRequest): unknown {
+    const obj: any = {};
+    if (message.policyId !== "") {
+      obj.policyId = message.policyId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPolicyRequest>, I>>(base?: I): GetPolicyRequest {
+    return GetPolicyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPolicyRequest>, I>>(object: I): GetPolicyRequest {
+    const message = createBaseGetPolicyRequest();
+    message.policyId = object.policyId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetPolicyResponse(): GetPolicyResponse {
+  return { policy: undefined };
+}
+
+export const GetPolicyResponse: MessageFns<GetPolicyResponse> = {
+  encode(message: GetPolicyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policy !== undefined) {
+      Policy.encode(message.policy, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPolicyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPolicyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policy = Policy.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPolicyResponse {
+    return { policy: isSet(object.policy) ? Policy.fromJSON(object.policy) : undefined };
+  },
+
+  toJSON(message: GetPolicyResponse): unknown {
+    const obj: any = {};
+    if (message.policy !== undefined) {
+      obj.policy = Policy.toJSON(message.policy);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPolicyResponse>, I>>(base?: I): GetPolicyResponse {
+    return GetPolicyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPolicyResponse>, I>>(object: I): GetPolicyResponse {
+    const message = createBaseGetPolicyResponse();
+    message.policy = (object.policy !== undefined && object.policy !== null)
+      ? Policy.fromPartial(object.policy)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListPoliciesRequest(): ListPoliciesRequest {
+  return { service: "", pageSize: 0, pageToken: "" };
+}
+
+export const ListPoliciesRequest: MessageFns<ListPoliciesRequest> = {
+  encode(message: ListPoliciesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.service !== "") {
+      writer.uint32(10).string(message.service);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPoliciesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPoliciesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.service = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPoliciesRequest {
+    return {
+      service: isSet(object.service) ? globalThis.String(object.service) : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListPoliciesRequest): unknown {
+    const obj: any = {};
+    if (message.service !== "") {
+      obj.service = message.service;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPoliciesRequest>, I>>(base?: I): ListPoliciesRequest {
+    return ListPoliciesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPoliciesRequest>, I>>(object: I): ListPoliciesRequest {
+    const message = createBaseListPoliciesRequest();
+    message.service = object.service ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListPoliciesResponse(): ListPoliciesResponse {
+  return { policies: [], nextPageToken: "" };
+}
+
+export const ListPoliciesResponse: MessageFns<ListPoliciesResponse> = {
+  encode(message: ListPoliciesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.policies) {
+      Policy.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPoliciesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPoliciesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policies.push(Policy.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPoliciesResponse {
+    return {
+      policies: globalThis.Array.isArray(object?.policies) ? object.policies.map((e: any) => Policy.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListPoliciesResponse): unknown {
+    const obj: any = {};
+    if (message.policies?.length) {
+      obj.policies = message.policies.map((e) => Policy.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPoliciesResponse>, I>>(base?: I): ListPoliciesResponse {
+    return ListPoliciesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPoliciesResponse>, I>>(object: I): ListPoliciesResponse {
+    const message = createBaseListPoliciesResponse();
+    message.policies = object.policies?.map((e) => Policy.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseUpdatePolicyRequest(): UpdatePolicyRequest {
+  return { policy: undefined, updateMask: undefined, serviceDefault: false };
+}
+
+export const UpdatePolicyRequest: MessageFns<UpdatePolicyRequest> = {
+  encode(message: UpdatePolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policy !== undefined) {
+      Policy.encode(message.policy, writer.uint32(10).fork()).join();
+    }
+    if (message.updateMask !== undefined) {
+      FieldMask.encode(FieldMask.wrap(message.updateMask), writer.uint32(18).fork()).join();
+    }
+    if (message.serviceDefault !== false) {
+      writer.uint32(24).bool(message.serviceDefault);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdatePolicyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdatePolicyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policy = Policy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.updateMask = FieldMask.unwrap(FieldMask.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.serviceDefault = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdatePolicyRequest {
+    return {
+      policy: isSet(object.policy) ? Policy.fromJSON(object.policy) : undefined,
+      updateMask: isSet(object.updateMask)
+        ? FieldMask.unwrap(FieldMask.fromJSON(object.updateMask))
+        : isSet(object.update_mask)
+        ? FieldMask.unwrap(FieldMask.fromJSON(object.update_mask))
+        : undefined,
+      serviceDefault: isSet(object.serviceDefault)
+        ? globalThis.Boolean(object.serviceDefault)
+        : isSet(object.service_default)
+        ? globalThis.Boolean(object.service_default)
+        : false,
+    };
+  },
+
+  toJSON(message: UpdatePolicyRequest): unknown {
+    const obj: any = {};
+    if (message.policy !== undefined) {
+      obj.policy = Policy.toJSON(message.policy);
+    }
+    if (message.updateMask !== undefined) {
+      obj.updateMask = FieldMask.toJSON(FieldMask.wrap(message.updateMask));
+    }
+    if (message.serviceDefault !== false) {
+      obj.serviceDefault = message.serviceDefault;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdatePolicyRequest>, I>>(base?: I): UpdatePolicyRequest {
+    return UpdatePolicyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdatePolicyRequest>, I>>(object: I): UpdatePolicyRequest {
+    const message = createBaseUpdatePolicyRequest();
+    message.policy = (object.policy !== undefined && object.policy !== null)
+      ? Policy.fromPartial(object.policy)
+      : undefined;
+    message.updateMask = object.updateMask ?? undefined;
+    message.serviceDefault = object.serviceDefault ?? false;
+    return message;
+  },
+};
+
+function createBaseUpdatePolicyResponse(): UpdatePolicyResponse {
+  return { policy: undefined };
+}
+
+export const UpdatePolicyResponse: MessageFns<UpdatePolicyResponse> = {
+  encode(message: UpdatePolicyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policy !== undefined) {
+      Policy.encode(message.policy, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdatePolicyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdatePolicyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policy = Policy.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdatePolicyResponse {
+    return { policy: isSet(object.policy) ? Policy.fromJSON(object.policy) : undefined };
+  },
+
+  toJSON(message: UpdatePolicyResponse): unknown {
+    const obj: any = {};
+    if (message.policy !== undefined) {
+      obj.policy = Policy.toJSON(message.policy);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdatePolicyResponse>, I>>(base?: I): UpdatePolicyResponse {
+    return UpdatePolicyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdatePolicyResponse>, I>>(object: I): UpdatePolicyResponse {
+    const message = createBaseUpdatePolicyResponse();
+    message.policy = (object.policy !== undefined && object.policy !== null)
+      ? Policy.fromPartial(object.policy)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeletePolicyRequest(): DeletePolicyRequest {
+  return { policyId: "" };
+}
+
+export const DeletePolicyRequest: MessageFns<DeletePolicyRequest> = {
+  encode(message: DeletePolicyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policyId !== "") {
+      writer.uint32(10).string(message.policyId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeletePolicyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeletePolicyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policyId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeletePolicyRequest {
+    return {
+      policyId: isSet(object.policyId)
+        ? globalThis.String(object.policyId)
+        : isSet(object.policy_id)
+        ? globalThis.String(object.policy_id)
+        : "",
+    };
+  },
+
+  toJSON(message: DeletePolicyRequest): unknown {
+    const obj: any = {};
+    if (message.policyId !== "") {
+      obj.policyId = message.policyId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeletePolicyRequest>, I>>(base?: I): DeletePolicyRequest {
+    return DeletePolicyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeletePolicyRequest>, I>>(object: I): DeletePolicyRequest {
+    const message = createBaseDeletePolicyRequest();
+    message.policyId = object.policyId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeletePolicyResponse(): DeletePolicyResponse {
+  return {};
+}
+
+export const DeletePolicyResponse: MessageFns<DeletePolicyResponse> = {
+  encode(_: DeletePolicyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeletePolicyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeletePolicyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeletePolicyResponse {
+    return {};
+  },
+
+  toJSON(_: DeletePolicyResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeletePolicyResponse>, I>>(base?: I): DeletePolicyResponse {
+    return DeletePolicyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeletePolicyResponse>, I>>(_: I): DeletePolicyResponse {
+    const message = createBaseDeletePolicyResponse();
+    return message;
+  },
+};
+
 /**
  * KeyAdminService manages keys. Every call needs `authorization: Bearer <credential>`
  * metadata: the bootstrap token (`KEYWARD_ADMIN_TOKEN`) or an admin key, i.e. a key of the
@@ -2247,6 +3201,64 @@ export const KeyAdminServiceService = {
       Buffer.from(ListAuditEventsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListAuditEventsResponse => ListAuditEventsResponse.decode(value),
   },
+  /** Creates a policy, optionally as its service's default. */
+  createPolicy: {
+    path: "/keyward.v1.KeyAdminService/CreatePolicy" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreatePolicyRequest): Buffer => Buffer.from(CreatePolicyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreatePolicyRequest => CreatePolicyRequest.decode(value),
+    responseSerialize: (value: CreatePolicyResponse): Buffer =>
+      Buffer.from(CreatePolicyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreatePolicyResponse => CreatePolicyResponse.decode(value),
+  },
+  /** Reads one policy. */
+  getPolicy: {
+    path: "/keyward.v1.KeyAdminService/GetPolicy" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetPolicyRequest): Buffer => Buffer.from(GetPolicyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetPolicyRequest => GetPolicyRequest.decode(value),
+    responseSerialize: (value: GetPolicyResponse): Buffer => Buffer.from(GetPolicyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetPolicyResponse => GetPolicyResponse.decode(value),
+  },
+  /** Lists a service's policies, oldest first. */
+  listPolicies: {
+    path: "/keyward.v1.KeyAdminService/ListPolicies" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListPoliciesRequest): Buffer => Buffer.from(ListPoliciesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListPoliciesRequest => ListPoliciesRequest.decode(value),
+    responseSerialize: (value: ListPoliciesResponse): Buffer =>
+      Buffer.from(ListPoliciesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListPoliciesResponse => ListPoliciesResponse.decode(value),
+  },
+  /** Changes the fields named in `update_mask`; takes effect on every sidecar within moments. */
+  updatePolicy: {
+    path: "/keyward.v1.KeyAdminService/UpdatePolicy" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdatePolicyRequest): Buffer => Buffer.from(UpdatePolicyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdatePolicyRequest => UpdatePolicyRequest.decode(value),
+    responseSerialize: (value: UpdatePolicyResponse): Buffer =>
+      Buffer.from(UpdatePolicyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdatePolicyResponse => UpdatePolicyResponse.decode(value),
+  },
+  /**
+   * Deletes a policy. Keys that name a deleted policy are refused (`FORBIDDEN`,
+   * `policy_missing`) rather than falling back to looser rules; the service default cannot be
+   * deleted while it is the default.
+   */
+  deletePolicy: {
+    path: "/keyward.v1.KeyAdminService/DeletePolicy" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeletePolicyRequest): Buffer => Buffer.from(DeletePolicyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeletePolicyRequest => DeletePolicyRequest.decode(value),
+    responseSerialize: (value: DeletePolicyResponse): Buffer =>
+      Buffer.from(DeletePolicyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeletePolicyResponse => DeletePolicyResponse.decode(value),
+  },
 } as const;
 
 export interface KeyAdminServiceServer extends UntypedServiceImplementation {
@@ -2264,6 +3276,20 @@ export interface KeyAdminServiceServer extends UntypedServiceImplementation {
   deleteKey: handleUnaryCall<DeleteKeyRequest, DeleteKeyResponse>;
   /** Lists the audit trail, newest first: admin changes and security-relevant validations. */
   listAuditEvents: handleUnaryCall<ListAuditEventsRequest, ListAuditEventsResponse>;
+  /** Creates a policy, optionally as its service's default. */
+  createPolicy: handleUnaryCall<CreatePolicyRequest, CreatePolicyResponse>;
+  /** Reads one policy. */
+  getPolicy: handleUnaryCall<GetPolicyRequest, GetPolicyResponse>;
+  /** Lists a service's policies, oldest first. */
+  listPolicies: handleUnaryCall<ListPoliciesRequest, ListPoliciesResponse>;
+  /** Changes the fields named in `update_mask`; takes effect on every sidecar within moments. */
+  updatePolicy: handleUnaryCall<UpdatePolicyRequest, UpdatePolicyResponse>;
+  /**
+   * Deletes a policy. Keys that name a deleted policy are refused (`FORBIDDEN`,
+   * `policy_missing`) rather than falling back to looser rules; the service default cannot be
+   * deleted while it is the default.
+   */
+  deletePolicy: handleUnaryCall<DeletePolicyRequest, DeletePolicyResponse>;
 }
 
 export interface KeyAdminServiceClient extends Client {
@@ -2379,6 +3405,90 @@ export interface KeyAdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListAuditEventsResponse) => void,
   ): ClientUnaryCall;
+  /** Creates a policy, optionally as its service's default. */
+  createPolicy(
+    request: CreatePolicyRequest,
+    callback: (error: ServiceError | null, response: CreatePolicyResponse) => void,
+  ): ClientUnaryCall;
+  createPolicy(
+    request: CreatePolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreatePolicyResponse) => void,
+  ): ClientUnaryCall;
+  createPolicy(
+    request: CreatePolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreatePolicyResponse) => void,
+  ): ClientUnaryCall;
+  /** Reads one policy. */
+  getPolicy(
+    request: GetPolicyRequest,
+    callback: (error: ServiceError | null, response: GetPolicyResponse) => void,
+  ): ClientUnaryCall;
+  getPolicy(
+    request: GetPolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetPolicyResponse) => void,
+  ): ClientUnaryCall;
+  getPolicy(
+    request: GetPolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetPolicyResponse) => void,
+  ): ClientUnaryCall;
+  /** Lists a service's policies, oldest first. */
+  listPolicies(
+    request: ListPoliciesRequest,
+    callback: (error: ServiceError | null, response: ListPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  listPolicies(
+    request: ListPoliciesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  listPolicies(
+    request: ListPoliciesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  /** Changes the fields named in `update_mask`; takes effect on every sidecar within moments. */
+  updatePolicy(
+    request: UpdatePolicyRequest,
+    callback: (error: ServiceError | null, response: UpdatePolicyResponse) => void,
+  ): ClientUnaryCall;
+  updatePolicy(
+    request: UpdatePolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdatePolicyResponse) => void,
+  ): ClientUnaryCall;
+  updatePolicy(
+    request: UpdatePolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdatePolicyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Deletes a policy. Keys that name a deleted policy are refused (`FORBIDDEN`,
+   * `policy_missing`) rather than falling back to looser rules; the service default cannot be
+   * deleted while it is the default.
+   */
+  deletePolicy(
+    request: DeletePolicyRequest,
+    callback: (error: ServiceError | null, response: DeletePolicyResponse) => void,
+  ): ClientUnaryCall;
+  deletePolicy(
+    request: DeletePolicyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeletePolicyResponse) => void,
+  ): ClientUnaryCall;
+  deletePolicy(
+    request: DeletePolicyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeletePolicyResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const KeyAdminServiceClient = makeGenericClientConstructor(
@@ -2422,6 +3532,17 @@ function fromJsonTimestamp(o: any): Date {
   } else {
     return fromTimestamp(Timestamp.fromJSON(o));
   }
+}
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
 }
 
 function isObject(value: any): boolean {

@@ -177,11 +177,31 @@ export interface ValidateKeyResponse {
     | undefined;
   /** Display hint of the key (prefix plus 4 characters); safe to log. */
   hint: string;
+  /**
+   * The state of the key's limits after this request (also on `RATE_LIMITED` and
+   * `USAGE_EXCEEDED`, so callers can set Retry-After and quota headers).
+   */
+  limits: LimitState | undefined;
 }
 
 export interface ValidateKeyResponse_MetadataEntry {
   key: string;
   value: string;
+}
+
+export interface LimitState {
+  /** Credits left; unset when the key has no credits. */
+  creditsRemaining?: number | undefined;
+  rateLimits: RateLimitState[];
+}
+
+export interface RateLimitState {
+  name: string;
+  limit: number;
+  /** Units that could still be admitted now. */
+  remaining: number;
+  /** When the limit is full again. */
+  resetTime: Date | undefined;
 }
 
 export interface BatchValidateKeysRequest {
@@ -376,6 +396,7 @@ function createBaseValidateKeyResponse(): ValidateKeyResponse {
     metadata: {},
     expireTime: undefined,
     hint: "",
+    limits: undefined,
   };
 }
 
@@ -410,6 +431,9 @@ export const ValidateKeyResponse: MessageFns<ValidateKeyResponse> = {
     }
     if (message.hint !== "") {
       writer.uint32(82).string(message.hint);
+    }
+    if (message.limits !== undefined) {
+      LimitState.encode(message.limits, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -510,6 +534,14 @@ export const ValidateKeyResponse: MessageFns<ValidateKeyResponse> = {
             message.hint = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.limits = LimitState.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -555,6 +587,7 @@ export const ValidateKeyResponse: MessageFns<ValidateKeyResponse> = {
         ? fromJsonTimestamp(object.expire_time)
         : undefined,
       hint: isSet(object.hint) ? globalThis.String(object.hint) : "",
+      limits: isSet(object.limits) ? LimitState.fromJSON(object.limits) : undefined,
     };
   },
 
@@ -596,6 +629,9 @@ export const ValidateKeyResponse: MessageFns<ValidateKeyResponse> = {
     if (message.hint !== "") {
       obj.hint = message.hint;
     }
+    if (message.limits !== undefined) {
+      obj.limits = LimitState.toJSON(message.limits);
+    }
     return obj;
   },
 
@@ -622,6 +658,9 @@ export const ValidateKeyResponse: MessageFns<ValidateKeyResponse> = {
     );
     message.expireTime = object.expireTime ?? undefined;
     message.hint = object.hint ?? "";
+    message.limits = (object.limits !== undefined && object.limits !== null)
+      ? LimitState.fromPartial(object.limits)
+      : undefined;
     return message;
   },
 };
@@ -711,6 +750,220 @@ export const ValidateKeyResponse_MetadataEntry: MessageFns<ValidateKeyResponse_M
     const message = createBaseValidateKeyResponse_MetadataEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseLimitState(): LimitState {
+  return { creditsRemaining: undefined, rateLimits: [] };
+}
+
+export const LimitState: MessageFns<LimitState> = {
+  encode(message: LimitState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.creditsRemaining !== undefined) {
+      writer.uint32(8).int64(message.creditsRemaining);
+    }
+    for (const v of message.rateLimits) {
+      RateLimitState.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LimitState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLimitState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.creditsRemaining = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.rateLimits.push(RateLimitState.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LimitState {
+    return {
+      creditsRemaining: isSet(object.creditsRemaining)
+        ? globalThis.Number(object.creditsRemaining)
+        : isSet(object.credits_remaining)
+        ? globalThis.Number(object.credits_remaining)
+        : undefined,
+      rateLimits: globalThis.Array.isArray(object?.rateLimits)
+        ? object.rateLimits.map((e: any) => RateLimitState.fromJSON(e))
+        : globalThis.Array.isArray(object?.rate_limits)
+        ? object.rate_limits.map((e: any) => RateLimitState.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: LimitState): unknown {
+    const obj: any = {};
+    if (message.creditsRemaining !== undefined) {
+      obj.creditsRemaining = Math.round(message.creditsRemaining);
+    }
+    if (message.rateLimits?.length) {
+      obj.rateLimits = message.rateLimits.map((e) => RateLimitState.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LimitState>, I>>(base?: I): LimitState {
+    return LimitState.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LimitState>, I>>(object: I): LimitState {
+    const message = createBaseLimitState();
+    message.creditsRemaining = object.creditsRemaining ?? undefined;
+    message.rateLimits = object.rateLimits?.map((e) => RateLimitState.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRateLimitState(): RateLimitState {
+  return { name: "", limit: 0, remaining: 0, resetTime: undefined };
+}
+
+export const RateLimitState: MessageFns<RateLimitState> = {
+  encode(message: RateLimitState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).int64(message.limit);
+    }
+    if (message.remaining !== 0) {
+      writer.uint32(24).int64(message.remaining);
+    }
+    if (message.resetTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.resetTime), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RateLimitState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRateLimitState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.remaining = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.resetTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RateLimitState {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      remaining: isSet(object.remaining) ? globalThis.Number(object.remaining) : 0,
+      resetTime: isSet(object.resetTime)
+        ? fromJsonTimestamp(object.resetTime)
+        : isSet(object.reset_time)
+        ? fromJsonTimestamp(object.reset_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: RateLimitState): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.remaining !== 0) {
+      obj.remaining = Math.round(message.remaining);
+    }
+    if (message.resetTime !== undefined) {
+      obj.resetTime = message.resetTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RateLimitState>, I>>(base?: I): RateLimitState {
+    return RateLimitState.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RateLimitState>, I>>(object: I): RateLimitState {
+    const message = createBaseRateLimitState();
+    message.name = object.name ?? "";
+    message.limit = object.limit ?? 0;
+    message.remaining = object.remaining ?? 0;
+    message.resetTime = object.resetTime ?? undefined;
     return message;
   },
 };

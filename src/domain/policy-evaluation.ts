@@ -1,0 +1,37 @@
+import { CidrSet } from './cidr';
+import type { CreditRule, Policy } from './policy';
+import { ScopeSet } from './scopes';
+import { TimeWindowSet } from './time-windows';
+
+/**
+ * A policy prepared for the hot path: matchers built once per policy version, so a validation
+ * does set lookups and a few comparisons, no parsing.
+ */
+export interface CompiledPolicy {
+  readonly policy: Policy;
+  /** undefined: any scope allowed. */
+  readonly allowedScopes?: ScopeSet;
+  /** undefined: any address. */
+  readonly cidrs?: CidrSet;
+  /** undefined: any time. */
+  readonly windows?: TimeWindowSet;
+  /** Rate limits or credits apply: the limiter must be asked. */
+  readonly hasLimits: boolean;
+}
+
+export function compilePolicy(policy: Policy): CompiledPolicy {
+  return {
+    policy,
+    allowedScopes: policy.allowedScopes.length > 0 ? new ScopeSet(policy.allowedScopes) : undefined,
+    cidrs: policy.allowedCidrs.length > 0 ? new CidrSet(policy.allowedCidrs) : undefined,
+    windows: policy.timeWindows.length > 0 ? new TimeWindowSet(policy.timeZone, policy.timeWindows) : undefined,
+    hasLimits: policy.rateLimits.length > 0 || policy.credits !== undefined,
+  };
+}
+
+/** The credit rule of a key: the policy's, with the key's own starting credits when it narrows them. */
+export function effectiveCredits(policy: Policy | undefined, keyCredits: number | undefined): CreditRule | undefined {
+  if (keyCredits === undefined) return policy?.credits;
+  if (policy?.credits === undefined) return { initial: keyCredits };
+  return { ...policy.credits, initial: Math.min(keyCredits, policy.credits.initial) };
+}

@@ -1,0 +1,119 @@
+import {
+  context,
+  isSpanContextValid,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  TraceFlags,
+  type Attributes,
+  type Context,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
+
+/*
+ * The span helpers keyward's own code uses. They depend only on @opentelemetry/api, so importing
+ * them costs nothing when tracing is off; `tracing.ts` switches them on once a tracer provider is
+ * registered (with an exporter). Until then every helper is a flag test and a direct call.
+ *
+ * Child spans are made only under a recording parent: a validation step never starts a trace of
+ * its own, and with parent-based sampling an unsampled request costs no span at all.
+ */
+
+export const TRACER_NAME = 'keyward';
+
+let tracer: Tracer | undefined;
+
+/** Called by tracing.ts when a provider is registered (or removed). */
+export function setTracer(t: Tracer | undefined): void {
+  tracer = t;
+}
+
+/** True once tracing is configured (an OTLP endpoint is set), whatever the sampling ratio. */
+export function tracingEnabled(): boolean {
+  return tracer !== undefined;
+}
+
+/** @internal For the messaging helpers. */
+export function activeTracer(): Tracer | undefined {
+  return tracer;
+}
+
+/**
+ * Runs `fn` in a child span of the active span, when tracing is on and the active span records;
+ * otherwise just runs it (`span` is then undefined). A promise result ends the span when it
+ * settles. A failure sets the span's status to ERROR with the error's name only: messages can
+ * carry request data, and spans must never carry a secret.
+ */
+export function withSpan<T>(name: string, attributes: Attributes | undefined, fn: (span: Span | undefined) => T): T {
+  if (tracer === undefined) return fn(undefined);
+  const parent = context.active();
+  const parentSpan = trace.getSpan(parent);
+  if (parentSpan === undefined || !parentSpan.isRecording()) return fn(undefined);
+  const span = tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes }, parent);
+  let result: T;
+  try {
+    result = context.with(trace.setSpan(parent, span), fn, undefined, span);
+  } catch (err) {
+    endWithError(span, err);
+    throw err;
+  }
+  if (result instanceof Promise) {
+    return result.then(
+      (value: unknown) => {
+        span.end();
+        return value;
+      },
+      (err: unknown) => {
+        endWithError(span, err);
+        throw err;
+      },
+    ) as T;
+  }
+  span.end();
+  return result;
+}
+
+/** Marks a span failed (error name only, never the message) and ends it. */
+export function endWithError(span: Span, err: unknown): void {
+  const type = errorName(err);
+  span.setAttribute('error.type', type);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: type });
+  span.end();
+}
+
+function errorName(err: unknown): string {
+  if (err instanceof Error) return err.name || 'Error';
+  return typeof err;
+}
+
+/** The W3C `traceparent` of the active span, or undefined when tracing is off or no span is active. */
+export function traceparentOfActiveSpan(): string | undefined {
+  if (tracer === undefined) return undefined;
+  const span = trace.getSpan(context.active());
+  return span === undefined ? undefined : traceparentOf(span);
+}
+
+/** The W3C `traceparent` (version 00) of a span, or undefined when its context is not valid. */
+export function traceparentOf(span: Span): string | undefined {
+  const sc = span.spanContext();
+  if (!isSpanContextValid(sc)) return undefined;
+  const flags = sc.traceFlags & TraceFlags.SAMPLED ? '01' : '00';
+  return `00-${sc.traceId}-${sc.spanId}-${flags}`;
+}
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+
+/**
+ * A context whose (remote) parent is the span a W3C `traceparent` names; undefined when the
+ * value is missing or not a valid traceparent (version ff, all-zero ids, extra fields in 00).
+ */
+export function contextFromTraceparent(traceparent: string | undefined, base: Context = ROOT_CONTEXT): Context | undefined {
+  if (!traceparent) return undefined;
+  const m = TRACEPARENT.exec(traceparent.trim());
+  if (m === null || m[1] === 'ff' || (m[1] === '00' && m[5] !== undefined)) return undefined;
+  const sc = { traceId: m[2], spanId: m[3], traceFlags: parseInt(m[4], 16) & TraceFlags.SAMPLED, isRemote: true };
+  if (!isSpanContextValid(sc)) return undefined;
+  return trace.setSpanContext(base, sc);
+}

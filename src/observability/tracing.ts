@@ -1,0 +1,125 @@
+import { hostname } from 'node:os';
+import { trace } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
+import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
+import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  type Sampler,
+} from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { redisStatement } from './redis-statement';
+import { RedactingSpanExporter } from './span-redaction';
+import { setTracer, TRACER_NAME } from './span-helpers';
+import { currentTracing, setCurrentTracing, traceRedactor, type Tracing } from './tracing-lifecycle';
+import { DEFAULT_SERVICE_NAME, tracingSettingsFromEnv, type SamplerName } from './tracing-settings';
+
+/*
+ * Tracing set-up for `keyward serve`, configured by the standard OTEL_* variables only:
+ *
+ * - on when OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT is set (and neither
+ *   OTEL_SDK_DISABLED=true nor OTEL_TRACES_EXPORTER=none); otherwise nothing is registered at all,
+ *   no provider, no context manager, no instrumentation, so keyward runs as if OpenTelemetry were
+ *   not there;
+ * - OTLP over HTTP/protobuf (the exporter reads the endpoint, OTEL_EXPORTER_OTLP_*HEADERS, timeout
+ *   and TLS variables itself), batched (OTEL_BSP_* variables);
+ * - OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG; the default is parentbased_traceidratio with
+ *   ratio 1.0: a caller's sampling decision (traceparent metadata) is honoured, new traces are
+ *   sampled at the ratio;
+ * - resource: service.name from OTEL_SERVICE_NAME (default `keyward`), OTEL_RESOURCE_ATTRIBUTES;
+ * - instrumentations: gRPC server spans (no metadata recorded: `authorization` never reaches a
+ *   span; health checks and reflection not traced) and ioredis client spans (only under a span,
+ *   statements reduced to the command and key names by redis-statement.ts).
+ *
+ * It must run before @grpc/grpc-js and ioredis are loaded (they are patched when required):
+ * bin/keyward.js requires preload.js first for `serve`, or use `node -r dist/observability/preload.js`.
+ */
+
+export function samplerFor(name: SamplerName, ratio: number): Sampler {
+  switch (name) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return new TraceIdRatioBasedSampler(ratio);
+    case 'parentbased_always_on':
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
+  }
+}
+
+/** gRPC methods not worth a span: probes every few seconds, and tooling. */
+const UNTRACED_METHODS = [/^Check$/, /^Watch$/, /^ServerReflectionInfo$/, /^List$/];
+
+/**
+ * Sets up tracing from the environment, once per process; undefined when no endpoint is
+ * configured. Call it before @grpc/grpc-js and ioredis are first required.
+ */
+export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | undefined {
+  const running = currentTracing();
+  if (running) return running;
+  const settings = tracingSettingsFromEnv(env);
+  if (!settings.enabled) return undefined;
+
+  const resource = defaultResource()
+    .merge(
+      resourceFromAttributes({
+        'service.name': DEFAULT_SERVICE_NAME,
+        'service.version': packageVersion(),
+        'host.name': hostname(),
+        'process.pid': process.pid,
+      }),
+    )
+    .merge(detectResources({ detectors: [envDetector] })); // OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
+  const exporter = new RedactingSpanExporter(new OTLPTraceExporter(), traceRedactor);
+  const provider = new NodeTracerProvider({
+    resource,
+    sampler: samplerFor(settings.sampler, settings.ratio),
+    spanProcessors: [new BatchSpanProcessor(exporter)],
+  });
+  provider.register(); // AsyncLocalStorage context manager, W3C trace-context + baggage propagators
+
+  registerInstrumentations({
+    tracerProvider: provider,
+    instrumentations: [
+      new GrpcInstrumentation({
+        ignoreGrpcMethods: UNTRACED_METHODS,
+        // never record metadata: `authorization` carries admin credentials
+        metadataToSpanAttributes: { server: { requestMetadata: [], responseMetadata: [] }, client: { requestMetadata: [], responseMetadata: [] } },
+      }),
+      new IORedisInstrumentation({ requireParentSpan: true, dbStatementSerializer: redisStatement }),
+    ],
+  });
+  setTracer(trace.getTracer(TRACER_NAME, packageVersion()));
+
+  const tracing: Tracing = {
+    settings,
+    forceFlush: () => provider.forceFlush(),
+    shutdown: async () => {
+      setTracer(undefined);
+      await provider.shutdown();
+    },
+  };
+  setCurrentTracing(tracing);
+  return tracing;
+}
+
+function packageVersion(): string {
+  try {
+    // dist/observability/tracing.js -> package.json two levels up (src/ in tests)
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('../../package.json') as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
