@@ -7,9 +7,10 @@ import type { Metrics } from './metrics';
  * failure counted into keyward_store_errors_total{op}. A failure is the store's: unreachable
  * (StoreUnavailableError) or refusing (a non-keyward error); domain outcomes such as
  * ConflictError or AlreadyExistsError are answers, not errors. Methods run on the store itself
- * (`this` is the store, so private fields keep working); `close` is not measured.
+ * (`this` is the store, so private fields keep working); `close` is not measured. `opPrefix` tells
+ * two stores apart in the `op` label (`policy_` for the policy store).
  */
-export function measureStore<T extends object>(store: T, metrics: Pick<Metrics, 'storeOperation'>): T {
+export function measureStore<T extends object>(store: T, metrics: Pick<Metrics, 'storeOperation'>, opPrefix = ''): T {
   const wrappers = new Map<string, (...args: unknown[]) => unknown>();
   return new Proxy(store, {
     get(target, prop) {
@@ -17,7 +18,7 @@ export function measureStore<T extends object>(store: T, metrics: Pick<Metrics, 
       if (typeof value !== 'function' || typeof prop !== 'string' || prop === 'constructor' || prop === 'close') return value;
       let w = wrappers.get(prop);
       if (w === undefined) {
-        w = measured(target, value as (...args: unknown[]) => unknown, snakeCase(prop), metrics);
+        w = measured(target, value as (...args: unknown[]) => unknown, opPrefix + snakeCase(prop), metrics);
         wrappers.set(prop, w);
       }
       return w;
