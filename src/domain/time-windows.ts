@@ -118,8 +118,10 @@ function mod(a: number, n: number): number {
  * Intl for the offset at the hour's first and last millisecond; when they differ, the transition
  * instant is found exactly by bisection over seconds (about a dozen more calls, once per
  * transition). So transitions at any instant are exact, including those at half past the UTC hour
- * (Lord Howe, India's history) or at odd minutes (St John's 00:01 local); the one assumption is
- * that no zone changes offset twice within one UTC hour, which tz data does not do.
+ * (Lord Howe, India's history) or at odd minutes (St John's 00:01 local). The one assumption is
+ * that no zone changes offset twice within one UTC hour (a change and its reversal would go
+ * unseen): in the tz data of Node 20's ICU, consecutive changes of any zone from 1971 to 2037 are
+ * at least a week apart.
  */
 class ZoneClock {
   private hour = Number.NaN;
