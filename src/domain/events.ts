@@ -3,7 +3,7 @@ import type { Policy } from './policy';
 
 /**
  * keyward's events, as plain data. The wire schema is `keyward.v1.Event` (proto/keyward/v1/
- * event.proto); `adapters/events/event-codec.ts` is the only place that maps one to the other,
+ * event.proto); `codec/event-codec.ts` is the only place that maps one to the other,
  * and it never writes a key's hash or secret.
  */
 export type EventType =

@@ -2,7 +2,7 @@ import type { EventType, Priority } from '../domain/events';
 
 /**
  * An event in its wire form: the proto JSON of `keyward.v1.Event` (`body`) plus the fields
- * routing needs. Made only by `adapters/events/event-codec.ts`, so it never holds a key's hash
+ * routing needs. Made only by `codec/event-codec.ts`, so it never holds a key's hash
  * or secret.
  */
 export interface WireEvent {

@@ -202,6 +202,11 @@ describe('NatsEventTransport across a NATS outage', () => {
       await expect(t.publish(wireEvent())).rejects.toBeInstanceOf(EventTransportUnavailableError);
       const got: string[] = [];
       await t.subscribeAll((e) => got.push(e.id));
+      // a subscription closed while NATS is still down closes at once
+      const shared = await t.subscribeShared(async () => {});
+      const s0 = Date.now();
+      await shared.close();
+      expect(Date.now() - s0).toBeLessThan(1000);
       await down.restart();
       await waitFor(async () => t.ping().then(() => true, () => false), 5000, 'connected');
       const e = wireEvent();

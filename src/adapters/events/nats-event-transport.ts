@@ -124,6 +124,8 @@ export class NatsEventTransport implements EventTransport {
   private failed?: unknown;
   private readonly subs = new Set<ManagedSubscription>();
   private readonly connectWaiters = new Set<() => void>();
+  /** Rejects the publishes awaiting a PubAck; called on disconnect (their acks will not come). */
+  private readonly pendingAcks = new Set<(err: Error) => void>();
 
   constructor(opts: NatsEventTransportOptions) {
     this.log = opts.logger.child({ component: 'nats-events' });
@@ -200,12 +202,17 @@ export class NatsEventTransport implements EventTransport {
     const h = headers();
     h.set('Content-Type', 'application/json');
     if (span.traceparent) h.set('traceparent', span.traceparent);
+    let abort!: (err: Error) => void;
+    const disconnected = new Promise<never>((_, reject) => {
+      abort = reject;
+    });
+    this.pendingAcks.add(abort);
     try {
-      const ack = await js.publish(subject, event.body, {
-        msgID: event.id,
-        headers: h,
-        timeout: this.opts.requestTimeout,
-      });
+      // a request sent just before a disconnect would otherwise wait out its whole timeout
+      const ack = await Promise.race([
+        js.publish(subject, event.body, { msgID: event.id, headers: h, timeout: this.opts.requestTimeout }),
+        disconnected,
+      ]);
       span.end();
       if (ack.duplicate) this.log.debug({ eventId: event.id, seq: ack.seq }, 'event was already in the stream');
     } catch (err) {
@@ -213,6 +220,8 @@ export class NatsEventTransport implements EventTransport {
       // maybe the stream is gone (a server that lost its store): check again next time
       this.streamReady = false;
       throw new EventTransportUnavailableError(`publishing event ${event.id} failed: ${message(err)}`, { cause: err });
+    } finally {
+      this.pendingAcks.delete(abort);
     }
   }
 
@@ -361,6 +370,7 @@ export class NatsEventTransport implements EventTransport {
         switch (s.type) {
           case 'disconnect':
             this.connected = false;
+            for (const abort of this.pendingAcks) abort(new Error('NATS disconnected before the PubAck came; the event may be stored (its retry is de-duplicated)'));
             if (!this.closing) this.log.warn({ server: s.server }, 'disconnected from NATS; reconnecting');
             break;
           case 'reconnect':
@@ -415,6 +425,10 @@ abstract class ConsumerLoop implements ManagedSubscription {
   private wake?: () => void;
   private readonly closedListeners: (() => void)[] = [];
   private closing?: Promise<void>;
+  private signalClosed!: () => void;
+  private readonly closedSignal = new Promise<undefined>((resolve) => {
+    this.signalClosed = () => resolve(undefined);
+  });
 
   constructor(protected readonly t: NatsEventTransport) {}
 
@@ -441,6 +455,7 @@ abstract class ConsumerLoop implements ManagedSubscription {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.closed = true;
+      this.signalClosed();
       this.wake?.();
       await this.messages?.close().catch(() => undefined);
       await this.loop;
@@ -465,7 +480,7 @@ abstract class ConsumerLoop implements ManagedSubscription {
   private async run(): Promise<void> {
     let failures = 0;
     while (!this.closed) {
-      const c = await this.t.clients();
+      const c = await Promise.race([this.t.clients(), this.closedSignal]); // NATS may be down for long
       if (!c || this.closed) break;
       try {
         await this.t.ensureStream();
