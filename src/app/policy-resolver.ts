@@ -30,6 +30,11 @@ export type Resolved = CompiledPolicy | undefined | null;
 export class PolicyResolver {
   private readonly policies = new Map<string, Cached<CompiledPolicy | null>>();
   private readonly defaults = new Map<string, Cached<string | undefined>>();
+  /**
+   * Bumped by every invalidation. A read that started before one must not put what it read back
+   * in the cache (it may be the old policy); it still answers its own caller.
+   */
+  private generation = 0;
   private readonly opts: PolicyResolverOptions;
 
   constructor(opts: PolicyResolverOptions) {
@@ -47,11 +52,13 @@ export class PolicyResolver {
   }
 
   invalidatePolicy(id: string): void {
+    this.generation++;
     this.policies.delete(id);
   }
 
   /** Drops the service's default and every cached policy of the service (a policy changed). */
   invalidateService(service: string): void {
+    this.generation++;
     this.defaults.delete(service);
     for (const [id, cached] of this.policies) {
       if (cached.value === null || cached.value.policy.service === service) this.policies.delete(id);
@@ -68,9 +75,12 @@ export class PolicyResolver {
   }
 
   private async refresh<T>(map: Map<string, Cached<T>>, key: string, previous: Cached<T> | undefined, now: number, load: () => Promise<T>): Promise<T> {
+    const generation = this.generation;
     try {
       const value = await load();
-      map.set(key, { value, freshUntil: now + this.opts.ttlMs, usableUntil: now + this.opts.ttlMs + this.opts.maxStalenessMs });
+      if (generation === this.generation) {
+        map.set(key, { value, freshUntil: now + this.opts.ttlMs, usableUntil: now + this.opts.ttlMs + this.opts.maxStalenessMs });
+      }
       return value;
     } catch (err) {
       if (previous !== undefined && this.opts.clock.now() < previous.usableUntil) return previous.value;

@@ -44,11 +44,11 @@ export class MemoryKeyStore implements KeyStore {
     this.assertOpen();
     const current = this.byId.get(record.id);
     if (!current) throw new NotFoundError(`key ${record.id} not found`);
-    if (current.hash !== record.hash) throw new RangeError(`replace must not change the hash of key ${record.id}`);
-    if (record.state === 'active' && current.state !== 'active') this.checkQuota(record.service, opts);
     if (current.version !== expectedVersion) {
       throw new ConflictError(`key ${record.id} was changed concurrently (version ${current.version}, expected ${expectedVersion})`);
     }
+    if (current.hash !== record.hash) throw new RangeError(`replace must not change the hash of key ${record.id}`);
+    if (record.state === 'active' && current.state !== 'active') this.checkQuota(record.service, opts);
     // Usage only moves through addUsage; keep the stored figures.
     const next = clone({ ...record, usageCount: current.usageCount, lastUsedAt: current.lastUsedAt });
     if (next.lastUsedAt === undefined) delete (next as { lastUsedAt?: number }).lastUsedAt;
