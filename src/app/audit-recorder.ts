@@ -2,6 +2,7 @@ import { LRUCache } from 'lru-cache';
 import type { Decision, ValidationCode } from '../domain/validation';
 import type { Logger } from '../logger';
 import type { AuditLog, NewAuditEntry } from '../ports/audit-log';
+import { PeriodicFlush } from './periodic-flush';
 
 /** Validation outcomes worth an audit entry: someone presented a key that is no longer good. */
 const AUDITED: ReadonlySet<ValidationCode> = new Set<ValidationCode>(['REVOKED', 'EXPIRED', 'DISABLED', 'ROTATED', 'INSUFFICIENT_SCOPE', 'FORBIDDEN']);
@@ -25,13 +26,13 @@ export interface AuditRecorderOptions {
 export class AuditRecorder {
   private pending: NewAuditEntry[] = [];
   private readonly lastLogged: LRUCache<string, { at: number; suppressed: number }>;
-  private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> | undefined;
   private readonly opts: Required<AuditRecorderOptions>;
+  private readonly flusher: PeriodicFlush;
 
   constructor(opts: AuditRecorderOptions) {
     this.opts = { maxPending: 10_000, ...opts };
     this.lastLogged = new LRUCache({ max: 50_000 });
+    this.flusher = new PeriodicFlush(() => this.write(), opts.intervalMs);
   }
 
   /** Admin mutations: durable before the admin call answers. */
@@ -64,22 +65,17 @@ export class AuditRecorder {
   }
 
   start(): void {
-    this.timer ??= setInterval(() => void this.flush(), this.opts.intervalMs);
-    this.timer.unref();
+    this.flusher.start();
   }
 
+  /** Writes everything pending; concurrent calls share one write. */
   flush(): Promise<void> {
-    this.flushing ??= this.write().finally(() => {
-      this.flushing = undefined;
-    });
-    return this.flushing;
+    return this.flusher.flush();
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.flushing;
-    await this.flush();
+  /** Stops the timer and writes what is left (on SIGTERM). */
+  stop(): Promise<void> {
+    return this.flusher.stop();
   }
 
   private async write(): Promise<void> {

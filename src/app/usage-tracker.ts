@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../logger';
+import { PeriodicFlush } from './periodic-flush';
 import type { KeyStore, UsageDelta } from '../ports/key-store';
 
 export interface UsageTrackerOptions {
@@ -21,12 +22,12 @@ export class UsageTracker {
   private pending = new Map<string, { count: number; lastUsedAt: number }>();
   /** A batch whose write failed; retried as is before anything newer. */
   private unsent: { id: string; deltas: UsageDelta[] } | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> | undefined;
   private readonly opts: Required<UsageTrackerOptions>;
+  private readonly flusher: PeriodicFlush;
 
   constructor(opts: UsageTrackerOptions) {
     this.opts = { maxPendingKeys: 100_000, ...opts };
+    this.flusher = new PeriodicFlush(() => this.write(), opts.intervalMs);
   }
 
   /** Hot path: one map update. */
@@ -45,24 +46,17 @@ export class UsageTracker {
   }
 
   start(): void {
-    this.timer ??= setInterval(() => void this.flush(), this.opts.intervalMs);
-    this.timer.unref();
+    this.flusher.start();
   }
 
   /** Writes everything pending; concurrent calls share one write. */
   flush(): Promise<void> {
-    this.flushing ??= this.write().finally(() => {
-      this.flushing = undefined;
-    });
-    return this.flushing;
+    return this.flusher.flush();
   }
 
   /** Stops the timer and writes what is left (on SIGTERM). */
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.flushing;
-    await this.flush();
+  stop(): Promise<void> {
+    return this.flusher.stop();
   }
 
   private async write(): Promise<void> {

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { CreditRule } from '../../domain/policy';
 import type { LimitCheck, LimitResult, Limiter } from '../../ports/limiter';
 import { toStoreError, type RedisClient } from '../redis/redis-client';
+import { evalScript, luaScript } from '../redis/lua-script';
 import {
   checkCreditCount,
   checkCreditRule,
@@ -57,14 +57,7 @@ export interface RedisLimiterOptions {
   expiryMarginMs?: number;
 }
 
-interface Script {
-  readonly lua: string;
-  readonly sha: string;
-}
-
-function script(lua: string): Script {
-  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
-}
+const script = luaScript;
 
 /**
  * KEYS: T:rl, T:cr. ARGV: now, cost, n (rules), expiry margin; per rule i: name, num, den, cap
@@ -205,7 +198,7 @@ export class RedisLimiter implements Limiter {
     const args = [String(p.now), String(p.cost), String(p.rules.length), String(this.margin)];
     for (const r of p.rules) args.push(r.name, String(r.num), String(r.den), String(r.cap));
     args.push(...creditArgs(p.credits, p.now));
-    const reply = await this.run('check', () => this.eval(CHECK, [rates, credits], args));
+    const reply = await this.run('check', () => evalScript(this.redis, CHECK, [rates, credits], args));
     return toResult(p, reply);
   }
 
@@ -215,7 +208,7 @@ export class RedisLimiter implements Limiter {
     const t = toMs(now);
     const [, initial, start, amount] = creditArgs(rule, t);
     const reply = await this.run('credits', () =>
-      this.eval(CREDITS, [this.keysOf(keyId).credits], [String(t), initial, start, amount]),
+      evalScript(this.redis, CREDITS, [this.keysOf(keyId).credits], [String(t), initial, start, amount]),
     );
     return Number(reply);
   }
@@ -241,15 +234,6 @@ export class RedisLimiter implements Limiter {
     }
   }
 
-  /** EVALSHA, loading the script with EVAL when the server does not know it (new or restarted). */
-  private async eval(s: Script, keys: string[], args: string[]): Promise<unknown> {
-    try {
-      return await this.redis.evalsha(s.sha, keys.length, [...keys, ...args]);
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return this.redis.eval(s.lua, keys.length, [...keys, ...args]);
-    }
-  }
 
   private async run<T>(op: string, fn: () => Promise<T>): Promise<T> {
     try {

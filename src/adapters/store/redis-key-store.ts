@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { toStoreError, type RedisClient } from '../redis/redis-client';
+import { evalScript, luaScript, type LuaScript } from '../redis/lua-script';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../../domain/errors';
 import { KEY_STATES, type KeyRecord, type KeyState } from '../../domain/key-record';
 import { quotaExceeded, type KeyStore, type ListPage, type ListQuery, type UsageDelta, type WriteOptions } from '../../ports/key-store';
@@ -58,14 +58,8 @@ const FORMAT_VERSION = '1';
 /** How long an applied usage batch id is remembered (retries come within seconds). */
 const USAGE_BATCH_TTL_MS = 86_400_000;
 
-interface Script {
-  readonly lua: string;
-  readonly sha: string;
-}
-
-function script(body: string): Script {
-  const lua = `${LUA_HELPERS}\n${body}`;
-  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+function script(body: string): LuaScript {
+  return luaScript(`${LUA_HELPERS}\n${body}`);
 }
 
 /** The six index names of a record, in Lua; must match `indexNames` below. */
@@ -210,7 +204,7 @@ export class RedisKeyStore implements KeyStore {
     if (record.lastUsedAt !== undefined) fields.push('lu', String(record.lastUsedAt));
     const keys = [this.idKey(record.id), this.recordKey(record.hash), ...this.indexKeys(record)];
     const quota = record.state === 'active' ? (opts.maxActiveKeys ?? 0) : 0;
-    const reply = await this.run('create', () => this.eval(CREATE, keys, [record.id, record.hash, String(quota), ...fields]));
+    const reply = await this.run('create', () => evalScript(this.redis, CREATE, keys, [record.id, record.hash, String(quota), ...fields]));
     if (reply === 'QUOTA') throw quotaExceeded(record.service, quota);
     if (reply === 'ID_TAKEN') throw new AlreadyExistsError(`key ${record.id} already exists`);
     if (reply === 'HASH_TAKEN') throw new AlreadyExistsError('a key with this hash already exists');
@@ -218,7 +212,7 @@ export class RedisKeyStore implements KeyStore {
   }
 
   async getById(id: string): Promise<KeyRecord | undefined> {
-    const reply = await this.run('getById', () => this.eval(GET_BY_ID, [this.idKey(id)], [this.p]));
+    const reply = await this.run('getById', () => evalScript(this.redis, GET_BY_ID, [this.idKey(id)], [this.p]));
     return decode(reply);
   }
 
@@ -231,7 +225,7 @@ export class RedisKeyStore implements KeyStore {
     const keys = [this.idKey(record.id), this.recordKey(record.hash), ...this.indexKeys(record)];
     const quota = record.state === 'active' ? (opts.maxActiveKeys ?? 0) : 0;
     const args = [this.p, record.id, String(expectedVersion), String(quota), ...encode(record)];
-    const reply = await this.run('replace', () => this.eval(REPLACE, keys, args));
+    const reply = await this.run('replace', () => evalScript(this.redis, REPLACE, keys, args));
     if (reply === 'NOT_FOUND') throw new NotFoundError(`key ${record.id} not found`);
     if (reply === 'QUOTA') throw quotaExceeded(record.service, quota);
     if (typeof reply === 'string' && reply.startsWith('CONFLICT:')) {
@@ -244,7 +238,7 @@ export class RedisKeyStore implements KeyStore {
   }
 
   async delete(id: string): Promise<KeyRecord | undefined> {
-    const reply = await this.run('delete', () => this.eval(DELETE, [this.idKey(id)], [this.p, id]));
+    const reply = await this.run('delete', () => evalScript(this.redis, DELETE, [this.idKey(id)], [this.p, id]));
     return decode(reply);
   }
 
@@ -261,7 +255,7 @@ export class RedisKeyStore implements KeyStore {
       const count = residualState === undefined ? Math.min(want - found.length, this.scanBatch) : this.scanBatch;
       const start = cursor === undefined ? '-' : `(${cursor}`;
       const args = [this.p, start, String(count), residualState ?? '', String(want - found.length)];
-      const reply = await this.run('list', () => this.eval(LIST, [index], args));
+      const reply = await this.run('list', () => evalScript(this.redis, LIST, [index], args));
       if (!Array.isArray(reply) || reply.length < 2) throw new Error('redis list script: unexpected reply');
       const [exhausted, last, ...rows] = reply as [number, string, ...unknown[]];
       for (const row of rows) {
@@ -287,7 +281,7 @@ export class RedisKeyStore implements KeyStore {
       keys.push(this.idKey(d.keyId));
       args.push(String(d.count), String(d.lastUsedAt));
     }
-    await this.run('addUsage', () => this.eval(ADD_USAGE, keys, args));
+    await this.run('addUsage', () => evalScript(this.redis, ADD_USAGE, keys, args));
   }
 
   async ping(): Promise<void> {
@@ -316,15 +310,6 @@ export class RedisKeyStore implements KeyStore {
     return indexNames(r).map((n) => `${this.p}i:${n}`);
   }
 
-  /** EVALSHA, loading the script with EVAL when the server does not know it (new or restarted). */
-  private async eval(s: Script, keys: string[], args: string[]): Promise<unknown> {
-    try {
-      return await this.redis.evalsha(s.sha, keys.length, [...keys, ...args]);
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return this.redis.eval(s.lua, keys.length, [...keys, ...args]);
-    }
-  }
 
   private async run<T>(op: string, fn: () => Promise<T>): Promise<T> {
     try {
