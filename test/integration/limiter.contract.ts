@@ -99,6 +99,20 @@ export function describeLimiterContract(name: string, make: () => Promise<Limite
         expect(n).toBe(7);
       });
 
+      it('reads the state of an edited limit (same name, new interval) rounded up to the next ms', async () => {
+        const three: RateLimitRule = { name: 'edited', limit: 3, periodMs: 1000, burst: 0 };
+        await check(T0, [three]); // TAT T0 + 333⅓
+        const two: RateLimitRule = { ...three, limit: 2 }; // T = 500: TAT read as T0 + 334
+        expect(await check(T0 + 333, [two])).toMatchObject({
+          allowed: false,
+          rateLimits: [{ name: 'edited', limit: 2, remaining: 0, resetAt: T0 + 334 }],
+        });
+        expect(await check(T0 + 334, [two])).toMatchObject({
+          allowed: true,
+          rateLimits: [{ name: 'edited', limit: 2, remaining: 0, resetAt: T0 + 834 }],
+        });
+      });
+
       it('takes `cost` units, and never admits a request costing more than burst + 1', async () => {
         const r3 = await check(T0, [tenPerSecond], { cost: 3 });
         expect(r3.allowed).toBe(true);

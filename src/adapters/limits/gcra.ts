@@ -17,20 +17,22 @@ import type { LimitCheck, LimitResult, RateLimitState } from '../../ports/limite
  *
  *   and only an allowed request stores newTat. So:
  *   - from idle, B + 1 units pass at one instant (a request costing more than B + 1 never passes);
- *   - requests every T (whole ms, never early: at ⌈t0 + i·T⌉) all pass, forever;
+ *   - requests at least T apart all pass, forever (see below for T not a whole number of ms);
  *   - THE BOUND: in any window [t, t + P) at most N + B units pass, whatever the state at t and
  *     in whatever order the requests arrive. Proof: every admission at a time ≥ t raises TAT to at
  *     least max(TAT, its time) + c·T ≥ t + c·T and later ones add on top, so after k units admitted
  *     in the window the TAT is ≥ t + k·T; the last admission, at time s < t + P, had
  *     newTat − s ≤ (B + 1)·T, hence t + k·T < t + P + (B + 1)·T, k < N + B + 1, k ≤ N + B.
- *     The bound is reached: B + 1 at t, then one every T up to t + (N − 1)·T. (A closed window
- *     [t, t + P] can hold N + B + 1: the next unit is due exactly at t + P.)
+ *     The bound is reached: B + 1 at t, then one at each ⌈t + i·T⌉ for i = 1..N − 1 (with a
+ *     whole T, or B ≥ 1). A closed window [t, t + P] can hold N + B + 1: the next unit is due
+ *     exactly at t + P.
  *   - remaining = ⌊((B + 1)·T − (base − now)) / T⌋ ≥ 0: units that would pass right now;
  *     resetAt = max(⌈TAT⌉, now): from then on the limit is full again (remaining = B + 1).
  *
- *   EXACT ARITHMETIC. T is rarely a whole number of ms (1000/3) and floating-point TATs drift
- *   (a hammered 3/s limit gains ~1 ms of extra allowance every 12k requests near 2025 epoch
- *   values, and spaced requests can be refused by one ulp). So time is whole ms (`now` is
+ *   EXACT ARITHMETIC. T is rarely a whole number of ms (1000/3), and floating-point TATs drift:
+ *   near 2025 epoch values a double moves in steps of 1/4096 ms, so a hammered 3/s limit gains
+ *   about 1 ms of allowance every 12,000 requests, and requests exactly T apart can be refused
+ *   by one rounding step. So time is whole ms (`now` is
  *   floored, a fractional period rounded up) and T is kept as the reduced fraction num/den
  *   (num = P/g, den = N/g, g = gcd(P, N)); a TAT is `ms + frac/den` with integers ms and
  *   0 ≤ frac < den. Every quantity is an integer below 2^53, exact in JS numbers and Lua doubles
