@@ -7,7 +7,7 @@ import { RedisAuditLog } from './adapters/audit/redis-audit-log';
 import { ValidationCache } from './adapters/cache/validation-cache';
 import { InProcessEventTransport } from './adapters/events/in-process-event-transport';
 import { MemoryEventOutbox } from './adapters/events/memory-event-outbox';
-import { createNatsEventTransport } from './adapters/events/nats-event-transport';
+import { createNatsEventTransport, NatsEventTransport } from './adapters/events/nats-event-transport';
 import { RedisEventOutbox } from './adapters/events/redis-event-outbox';
 import { RedisLease } from './adapters/events/redis-lease';
 import { MemoryLimiter } from './adapters/limits/memory-limiter';
@@ -41,6 +41,11 @@ import { invalidatesKey, invalidatesPolicies, makeEvent, type EventPayload } fro
 import { KeyIdGenerator } from './domain/key-id';
 import type { Logger } from './logger';
 import type { EventTransport } from './ports/event-transport';
+import { createMetrics, type Metrics } from './observability/metrics';
+import { startMetricsServer, type MetricsServer } from './observability/metrics-server';
+import { ObservedKeyValidator } from './observability/observed-key-validator';
+import { traceparentOfActiveSpan } from './observability/span-helpers';
+import { measureStore } from './observability/store-metrics';
 import type { KeyStore } from './ports/key-store';
 import { createKeyAdminService } from './transport/grpc/key-admin-service';
 import { createKeyService } from './transport/grpc/key-service';
@@ -52,11 +57,15 @@ export interface SidecarDeps {
   clock?: Clock;
   /** Overrides the store chosen by the config (Redis when KEYWARD_REDIS_URL is set, else memory). */
   store?: KeyStore;
+  /** Where the sidecar's metrics go; default: a new registry (with process metrics). */
+  metrics?: Metrics;
 }
 
 export interface Sidecar {
   readonly grpcAddr: string;
   readonly healthAddr: string;
+  /** The bound address of GET /metrics; undefined when KEYWARD_METRICS_ADDR is off. */
+  readonly metricsAddr?: string;
   /** The validation cache, when enabled (for tests and benchmarks). */
   readonly cache?: ValidationCache;
   /** Drains in-flight calls (bounded by `shutdownTimeout`) and releases every resource. */
@@ -75,7 +84,8 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   const { config, logger } = deps;
   const clock = deps.clock ?? systemClock;
   const redis = config.redisUrl === undefined ? undefined : connectRedis(config.redisUrl, logger);
-  const store = deps.store ?? (redis ? new RedisKeyStore({ redis }) : new MemoryKeyStore());
+  const metrics = deps.metrics ?? createMetrics();
+  const store = measureStore(deps.store ?? (redis ? new RedisKeyStore({ redis }) : new MemoryKeyStore()), metrics);
   const embedded = deps.store === undefined && redis === undefined;
 
   // Events: a durable outbox, one relay at a time publishing it in order, and the transport.
@@ -85,6 +95,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   const lease = redis ? new RedisLease({ redis }) : undefined;
   const outbox = redis ? new RedisEventOutbox({ redis, lease }) : new MemoryEventOutbox();
   const relay = new EventRelay({ outbox, transport, logger, lease });
+  metrics.observeEvents({ relay, outbox, connected: transport instanceof NatsEventTransport ? () => transport.isConnected() : undefined });
 
   // Audit trail and notification channels.
   const auditLog = redis
@@ -93,7 +104,13 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   const audit = new AuditRecorder({ log: auditLog, logger, intervalMs: 1_000, throttleMs: config.auditValidationThrottle });
   const deadLetters = redis ? new RedisDeadLetterStore({ redis }) : new MemoryDeadLetterStore();
   const router = new NotificationRouter({
-    channels: createNotificationChannels({ webhooks: config.notifications.webhooks, deadLetters, logger, closeTimeoutMs: 5_000 }),
+    channels: createNotificationChannels({
+      webhooks: config.notifications.webhooks,
+      deadLetters,
+      logger,
+      closeTimeoutMs: 5_000,
+      onWebhookDelivery: (channel, result) => metrics.webhookDelivery(channel, result),
+    }),
     routes: config.notifications.routes,
     batch: config.notifications.batch,
     logger,
@@ -104,11 +121,12 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   const emit = (payload: EventPayload, ctx: { service?: string; keyId?: string; actor?: string } = {}) => {
     const now = clock.now();
     const event = makeEvent(payload, { id: eventIds.next(now), time: now, actor: ctx.actor ?? 'keyward', service: ctx.service, keyId: ctx.keyId });
-    outbox.append(toWireEvent(event)).catch((err) => logger.warn({ err, type: event.type }, 'event not queued'));
+    const traceparent = traceparentOfActiveSpan(); // a denial event links to the validation that caused it
+    outbox.append({ ...toWireEvent(event), ...(traceparent && { traceparent }) }).catch((err) => logger.warn({ err, type: event.type }, 'event not queued'));
   };
 
   // Policies and limits: policies cached in-process, limits shared through the store.
-  const policyStore = redis ? new RedisPolicyStore({ redis }) : new MemoryPolicyStore();
+  const policyStore = measureStore(redis ? new RedisPolicyStore({ redis }) : new MemoryPolicyStore(), metrics, 'policy_');
   const policies = new PolicyResolver({ store: policyStore, clock, ttlMs: config.cacheTtl, maxStalenessMs: config.cacheMaxStaleness });
   const limiter = redis ? new RedisLimiter({ redis }) : new MemoryLimiter();
   const denials = new DenialEvents({ emit, throttleMs: config.auditValidationThrottle });
@@ -126,7 +144,9 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
           maxStalenessMs: config.cacheMaxStaleness,
         })
       : undefined;
-  const validator = new KeyValidator({
+  if (cache) metrics.observeCache(cache);
+  const validator = new ObservedKeyValidator({
+    metrics,
     source: cache ?? new StoreValidationSource(store),
     clock,
     usage,
@@ -144,7 +164,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
     clock,
     ids: new KeyIdGenerator(),
     defaultPrefix: config.keyPrefix,
-    onChange: keyChangeEffects({ cache, outbox, audit, clock, eventIds, logger }),
+    onChange: keyChangeEffects({ cache, outbox, audit, clock, eventIds, logger, traceparent: traceparentOfActiveSpan }),
     policies: policyStore,
     limiter,
     onQuotaExceeded: (service, limit, actor) => emit({ type: 'quota.exceeded', quota: 'max_active_keys', limit }, { service, actor }),
@@ -178,10 +198,15 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
     keyAdminService: createKeyAdminService({ admin, policies: policyAdmin, audit: new AuditQuery(auditLog), authenticator, logger }),
     health,
     logger,
+    metrics,
   });
+  let metricsServer: MetricsServer | undefined;
   let bound: { grpcAddr: string; healthAddr: string };
   try {
     bound = await servers.listen(config.grpcAddr, config.healthAddr);
+    if (config.metricsAddr !== 'off') {
+      metricsServer = await startMetricsServer({ addr: config.metricsAddr, metrics, onError: (err) => logger.warn({ err }, 'cannot render metrics') });
+    }
   } catch (err) {
     await servers.shutdown(0);
     await Promise.allSettled([transport.close(), outbox.close()]);
@@ -204,6 +229,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   logger.info(
     {
       ...bound,
+      metricsAddr: metricsServer?.address,
       store: store.constructor.name,
       events: transport.constructor.name,
       cache: cache ? config.cacheMaxEntries : 0,
@@ -215,6 +241,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   let stopping: Promise<void> | undefined;
   return {
     ...bound,
+    metricsAddr: metricsServer?.address,
     cache,
     stop() {
       stopping ??= (async () => {
@@ -229,6 +256,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
         await Promise.allSettled([transport.close(), outbox.close(), auditLog.close()]);
         if (!redis) await limiter.close(); // the Redis limiter shares the client the store quits
         await store.close(); // last: it quits the Redis client the other adapters share
+        await metricsServer?.close();
         logger.info('keyward stopped');
       })();
       return stopping;

@@ -4,6 +4,7 @@ import { parseKey } from '../domain/key-format';
 import { hashKey } from '../domain/key-hash';
 import { effectiveCredits } from '../domain/policy-evaluation';
 import { decide, type Decision, type ValidationEntry } from '../domain/validation';
+import { withSpan } from '../observability/span-helpers';
 import type { Limiter } from '../ports/limiter';
 import type { ValidationSource } from '../ports/validation-source';
 import type { PolicyResolver, Resolved } from './policy-resolver';
@@ -113,7 +114,11 @@ export class KeyValidator {
     const rateLimits = policy?.policy.rateLimits ?? [];
     const credits = effectiveCredits(policy?.policy, record.credits);
     if (this.limiter === undefined || (rateLimits.length === 0 && credits === undefined)) return this.finish(decision, input, now);
-    return this.limiter.check({ keyId: record.id, cost: input.cost, rateLimits, credits, now }).then((r) => {
+    const limiter = this.limiter;
+    return withSpan('keyward.limits.check', undefined, (span) => {
+      span?.setAttribute('keyward.key.id', record.id);
+      return limiter.check({ keyId: record.id, cost: input.cost, rateLimits, credits, now });
+    }).then((r) => {
       const limits = { creditsRemaining: r.creditsRemaining, rateLimits: r.rateLimits };
       if (r.allowed) return this.finish({ ...decision, limits }, input, now);
       const denied: Decision =

@@ -23,6 +23,7 @@ export class ConfigError extends Error {
 export const ENV_NAMES = {
   grpcAddr: 'KEYWARD_GRPC_ADDR',
   healthAddr: 'KEYWARD_HEALTH_ADDR',
+  metricsAddr: 'KEYWARD_METRICS_ADDR',
   redisUrl: 'KEYWARD_REDIS_URL',
   cacheMaxEntries: 'KEYWARD_CACHE_MAX_ENTRIES',
   cacheTtl: 'KEYWARD_CACHE_TTL',
@@ -65,6 +66,12 @@ const retention = (form: string) =>
 const schema = z.object({
   grpcAddr: address.default('127.0.0.1:50051'),
   healthAddr: address.default('0.0.0.0:9091'),
+  metricsAddr: z
+    .string()
+    .refine((v) => v === 'off' || (isListenAddress(v) && !v.startsWith('unix://')), {
+      message: 'must be host:port (e.g. 0.0.0.0:9464, 127.0.0.1:0) or off',
+    })
+    .default('0.0.0.0:9464'),
   redisUrl: z
     .string()
     .refine((u) => /^rediss?:\/\/[^\s]+$/.test(u) && URL.canParse(u), {

@@ -26,7 +26,9 @@ const MIN_SECRET_LENGTH = 8;
 /** Objects nested deeper than this are not walked (logged values are shallow; cycles are cut too). */
 const MAX_DEPTH = 16;
 
-const KEY = '([a-z0-9]{1,32})_([A-Za-z0-9]{4})[A-Za-z0-9]{26,}';
+// one lowercase letter or digit before the `_` is enough to tell a key (and keeps the scan linear:
+// a longer prefix run would be retried from every letter of every word)
+const KEY = '([a-z0-9])_([A-Za-z0-9]{4})[A-Za-z0-9]{26,}';
 const BEARER = '([Bb][Ee][Aa][Rr][Ee][Rr])[ \\t]+[^\\s"\'\\\\,;]+';
 const DEV_TOKEN = '(kwdev_)[A-Za-z0-9_-]{16,}';
 /** Keys, bearer credentials, development tokens; the group order is what `replace` below relies on. */
@@ -71,12 +73,12 @@ export function createRedactor(opts: RedactorOptions = {}): Redactor {
     _match: string,
     dev: string | undefined,
     bearer: string | undefined,
-    prefix: string | undefined,
+    last: string | undefined,
     head: string | undefined,
   ): string => {
     if (dev !== undefined) return `${dev}${REDACTED}`;
     if (bearer !== undefined) return `${bearer} ${REDACTED}`;
-    return `${prefix}_${head}…${REDACTED}`;
+    return `${last}_${head}…${REDACTED}`;
   };
 
   const redactString = (text: string): string => {

@@ -68,6 +68,8 @@ export function withConsumeSpan<T>(subject: string, event: WireEvent, group: str
     { kind: SpanKind.CONSUMER, attributes: attributes(subject, event, 'process', group) },
     parent,
   );
+  // an unsampled consume needs no context (and context.with would switch async hooks on for good)
+  if (!span.isRecording()) return fn();
   let result: T;
   try {
     result = context.with(trace.setSpan(parent, span), fn);

@@ -35,7 +35,7 @@ export function parseHostPort(addr: string): { host: string; port: number } {
  * anything else is 404 (405 for other methods on /metrics). Rejects when the address cannot be
  * bound, naming it.
  */
-export function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
+export async function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
   const { host, port } = parseHostPort(opts.addr);
   const server = createServer((req, res) => {
     void handle(req, res, opts);

@@ -1,7 +1,6 @@
 /*
  * `node -r dist/observability/preload.js` (bin/keyward.js requires it first for `keyward serve`):
- * sets up tracing before @grpc/grpc-js and ioredis are loaded, so their instrumentation can patch
- * them. With no OTLP endpoint configured it loads nothing beyond reading the environment.
+ * sets up tracing before ioredis is loaded, so that its instrumentation can patch it. With no OTLP endpoint configured it loads nothing beyond reading the environment.
  */
 import { tracingSettingsFromEnv } from './tracing-settings';
 

@@ -24,10 +24,21 @@ import {
 export const TRACER_NAME = 'keyward';
 
 let tracer: Tracer | undefined;
+let rootsUnsampled = false;
 
-/** Called by tracing.ts when a provider is registered (or removed). */
-export function setTracer(t: Tracer | undefined): void {
+/**
+ * Called by tracing.ts when a provider is registered (or removed). `rootsUnsampled`: the sampler
+ * never samples a new trace (ratio 0, always_off), so a request without a caller's trace context
+ * can skip even the sampler's decision.
+ */
+export function setTracer(t: Tracer | undefined, opts: { rootsUnsampled?: boolean } = {}): void {
   tracer = t;
+  rootsUnsampled = t !== undefined && opts.rootsUnsampled === true;
+}
+
+/** @internal True when new traces are never sampled (see setTracer). */
+export function rootsNeverSampled(): boolean {
+  return rootsUnsampled;
 }
 
 /** True once tracing is configured (an OTLP endpoint is set), whatever the sampling ratio. */
@@ -73,6 +84,16 @@ export function withSpan<T>(name: string, attributes: Attributes | undefined, fn
   }
   span.end();
   return result;
+}
+
+/**
+ * The active span when tracing is on and it records, for attributes that are not worth a span of
+ * their own (a cache hit takes a microsecond; a span for it would cost several).
+ */
+export function recordingActiveSpan(): Span | undefined {
+  if (tracer === undefined) return undefined;
+  const span = trace.getSpan(context.active());
+  return span !== undefined && span.isRecording() ? span : undefined;
 }
 
 /** Marks a span failed (error name only, never the message) and ends it. */

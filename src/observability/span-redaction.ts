@@ -52,11 +52,15 @@ export function redactSpan(span: ReadableSpan, r: Redactor): void {
   }
 }
 
+/** Nothing shorter can hold a secret the redactor knows (`Bearer x` is the shortest match). */
+const MIN_SECRET_TEXT = 8;
+
 function redactAttributes(attrs: Attributes, r: Redactor): void {
   const mutable = attrs as Record<string, AttributeValue | undefined>;
   for (const k of Object.keys(attrs)) {
     const v = attrs[k];
     if (typeof v === 'string') {
+      if (v.length < MIN_SECRET_TEXT) continue;
       const x = r.redactString(v);
       if (x !== v) mutable[k] = x;
     } else if (Array.isArray(v) && v.some((e) => typeof e === 'string')) {

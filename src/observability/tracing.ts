@@ -2,7 +2,6 @@ import { hostname } from 'node:os';
 import { trace } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
-import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -33,37 +32,37 @@ import { DEFAULT_SERVICE_NAME, tracingSettingsFromEnv, type SamplerName } from '
  *   ratio 1.0: a caller's sampling decision (traceparent metadata) is honoured, new traces are
  *   sampled at the ratio;
  * - resource: service.name from OTEL_SERVICE_NAME (default `keyward`), OTEL_RESOURCE_ATTRIBUTES;
- * - instrumentations: gRPC server spans (no metadata recorded: `authorization` never reaches a
- *   span; health checks and reflection not traced) and ioredis client spans (only under a span,
- *   statements reduced to the command and key names by redis-statement.ts).
+ * - ioredis client spans (only under a span, statements reduced to the command and key names by
+ *   redis-statement.ts); gRPC server spans come from grpc-server-spans.ts, which servers.ts applies
+ *   to keyward's services (no metadata recorded: `authorization` never reaches a span; health
+ *   checks and reflection not traced).
  *
- * It must run before @grpc/grpc-js and ioredis are loaded (they are patched when required):
- * bin/keyward.js requires preload.js first for `serve`, or use `node -r dist/observability/preload.js`.
+ * It must run before ioredis is loaded (it is patched when required): bin/keyward.js requires
+ * preload.js first for `serve`, or use `node -r dist/observability/preload.js`.
  */
 
+/** The sampler the settings name; ratios 0 and 1 use the constant samplers (same decisions, no work). */
 export function samplerFor(name: SamplerName, ratio: number): Sampler {
+  const byRatio = (): Sampler => (ratio >= 1 ? new AlwaysOnSampler() : ratio <= 0 ? new AlwaysOffSampler() : new TraceIdRatioBasedSampler(ratio));
   switch (name) {
     case 'always_on':
       return new AlwaysOnSampler();
     case 'always_off':
       return new AlwaysOffSampler();
     case 'traceidratio':
-      return new TraceIdRatioBasedSampler(ratio);
+      return byRatio();
     case 'parentbased_always_on':
       return new ParentBasedSampler({ root: new AlwaysOnSampler() });
     case 'parentbased_always_off':
       return new ParentBasedSampler({ root: new AlwaysOffSampler() });
     case 'parentbased_traceidratio':
-      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
+      return new ParentBasedSampler({ root: byRatio() });
   }
 }
 
-/** gRPC methods not worth a span: probes every few seconds, and tooling. */
-const UNTRACED_METHODS = [/^Check$/, /^Watch$/, /^ServerReflectionInfo$/, /^List$/];
-
 /**
  * Sets up tracing from the environment, once per process; undefined when no endpoint is
- * configured. Call it before @grpc/grpc-js and ioredis are first required.
+ * configured. Call it before ioredis is first required.
  */
 export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | undefined {
   const running = currentTracing();
@@ -91,16 +90,12 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | un
 
   registerInstrumentations({
     tracerProvider: provider,
-    instrumentations: [
-      new GrpcInstrumentation({
-        ignoreGrpcMethods: UNTRACED_METHODS,
-        // never record metadata: `authorization` carries admin credentials
-        metadataToSpanAttributes: { server: { requestMetadata: [], responseMetadata: [] }, client: { requestMetadata: [], responseMetadata: [] } },
-      }),
-      new IORedisInstrumentation({ requireParentSpan: true, dbStatementSerializer: redisStatement }),
-    ],
+    instrumentations: [new IORedisInstrumentation({ requireParentSpan: true, dbStatementSerializer: redisStatement })],
   });
-  setTracer(trace.getTracer(TRACER_NAME, packageVersion()));
+  const { sampler, ratio } = settings;
+  setTracer(trace.getTracer(TRACER_NAME, packageVersion()), {
+    rootsUnsampled: sampler.endsWith('always_off') || (sampler.endsWith('traceidratio') && ratio === 0),
+  });
 
   const tracing: Tracing = {
     settings,

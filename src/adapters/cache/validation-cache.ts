@@ -4,7 +4,7 @@ import type { Clock } from '../../domain/clock';
 import { StoreUnavailableError } from '../../domain/errors';
 import type { KeyRecord } from '../../domain/key-record';
 import { toValidationEntry, type ValidationEntry } from '../../domain/validation';
-import { tracingEnabled, withSpan } from '../../observability/span-helpers';
+import { recordingActiveSpan, tracingEnabled, withSpan } from '../../observability/span-helpers';
 import type { ValidationSource } from '../../ports/validation-source';
 
 export interface ValidationCacheOptions {
@@ -73,23 +73,24 @@ export class ValidationCache implements ValidationSource {
   }
 
   lookup(hash: string): ValidationEntry | undefined | Promise<ValidationEntry | undefined> {
-    // a span per lookup only while tracing is on (and the request sampled): see span-helpers.ts
-    if (tracingEnabled()) return withSpan('keyward.cache.lookup', undefined, (span) => this.find(hash, span));
-    return this.find(hash, undefined);
-  }
-
-  private find(hash: string, span: Span | undefined): ValidationEntry | undefined | Promise<ValidationEntry | undefined> {
     const item = this.lru.get(hash);
     if (item !== undefined && this.opts.clock.now() < item.freshUntil) {
       this.stats.hits++;
-      span?.setAttribute('keyward.cache.result', 'hit');
-      if (item.entry) span?.setAttribute('keyward.key.id', item.entry.record.id);
+      // tracing: a hit is an attribute of the caller's span, a miss a span of its own (below)
+      if (tracingEnabled()) annotate(recordingActiveSpan(), 'hit', item.entry);
       return item.entry;
     }
     this.stats.misses++;
     const joined = this.inflight.get(hash);
-    span?.setAttribute('keyward.cache.result', joined ? 'coalesced' : 'miss');
-    return joined ?? this.fetch(hash, item);
+    if (joined !== undefined) {
+      if (tracingEnabled()) annotate(recordingActiveSpan(), 'coalesced', undefined);
+      return joined;
+    }
+    if (!tracingEnabled()) return this.fetch(hash, item);
+    return withSpan('keyward.cache.lookup', undefined, (span) => {
+      annotate(span, 'miss', undefined);
+      return this.fetch(hash, item);
+    });
   }
 
   /** Drops a key's entry; an in-flight read for it will not be cached. */
@@ -149,4 +150,10 @@ export class ValidationCache implements ValidationSource {
     this.lru.set(hash, { entry, freshUntil: now + ttl, usableUntil });
     if (entry) this.hashById.set(entry.record.id, hash);
   }
+}
+
+function annotate(span: Span | undefined, result: 'hit' | 'miss' | 'coalesced', entry: ValidationEntry | undefined): void {
+  if (span === undefined) return;
+  span.setAttribute('keyward.cache.result', result);
+  if (entry !== undefined) span.setAttribute('keyward.key.id', entry.record.id);
 }

@@ -12,6 +12,8 @@ export interface NotificationChannelsOptions {
   logger: Logger;
   /** How long each webhook's `close()` waits for pending deliveries (fit it into the shutdown timeout). Default 10 000. */
   closeTimeoutMs?: number;
+  /** Told when a webhook delivery finishes (keyward_webhook_deliveries_total). */
+  onWebhookDelivery?: (channel: string, result: string) => void;
 }
 
 /**
@@ -36,6 +38,7 @@ export function createNotificationChannels(opts: NotificationChannelsOptions): M
         closeTimeoutMs: opts.closeTimeoutMs,
         deadLetters: opts.deadLetters,
         logger: opts.logger,
+        onDelivery: opts.onWebhookDelivery && ((result) => opts.onWebhookDelivery!(w.name, result)),
       }),
     );
   }

@@ -38,6 +38,8 @@ export interface WebhookChannelOptions {
   /** Jitter source in [0, 1). Default `Math.random`. */
   random?: () => number;
   fetch?: typeof fetch;
+  /** Told when a delivery is finished: `delivered`, or the dead-letter reason (metrics). */
+  onDelivery?: (result: 'delivered' | DeadLetterReason) => void;
 }
 
 interface Delivery {
@@ -79,9 +81,10 @@ export class WebhookChannel implements NotificationChannel {
   readonly name: string;
   private readonly url: string;
   private readonly key: KeyObject;
-  private readonly opts: Required<Omit<WebhookChannelOptions, 'name' | 'url' | 'secret' | 'maxRetryAfterMs'>> & {
+  private readonly opts: Required<Omit<WebhookChannelOptions, 'name' | 'url' | 'secret' | 'maxRetryAfterMs' | 'onDelivery'>> & {
     maxRetryAfterMs: number;
   };
+  private readonly onDelivery?: (result: 'delivered' | DeadLetterReason) => void;
   private readonly queue: Delivery[] = [];
   private active = 0;
   private idleWaiters: (() => void)[] = [];
@@ -99,6 +102,7 @@ export class WebhookChannel implements NotificationChannel {
     // A KeyObject, so that inspecting or serializing the channel shows no secret.
     this.key = createSecretKey(Buffer.from(opts.secret, 'utf8'));
     const maxDelayMs = opts.maxDelayMs ?? 60_000;
+    this.onDelivery = opts.onDelivery;
     this.opts = {
       timeoutMs: opts.timeoutMs ?? 5_000,
       maxAttempts: opts.maxAttempts ?? 6,
@@ -224,6 +228,7 @@ export class WebhookChannel implements NotificationChannel {
       const result = await this.attempt(d, at);
       if (result.ok) {
         this.opts.logger.debug({ channel: this.name, eventIds: d.ids, attempts, status: result.status }, 'webhook delivered');
+        this.onDelivery?.('delivered');
         return;
       }
       last = result;
@@ -353,6 +358,7 @@ export class WebhookChannel implements NotificationChannel {
       lastAttemptAt: f.lastAttemptAt ?? now,
       body: d.body,
     };
+    this.onDelivery?.(f.reason);
     const fields = { channel: this.name, eventIds: d.ids, reason: f.reason, attempts: f.attempts, lastError: f.lastError };
     try {
       await this.opts.deadLetters.append(record);

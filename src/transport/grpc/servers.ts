@@ -5,6 +5,7 @@ import { KeyAdminServiceService, type KeyAdminServiceServer } from '../../gen/ke
 import { KeyServiceService, type KeyServiceServer } from '../../gen/keyward/v1/key_service.pb';
 import type { Logger } from '../../logger';
 import { measureAdminService } from '../../observability/admin-metrics';
+import { traceService } from '../../observability/grpc-server-spans';
 import type { Metrics } from '../../observability/metrics';
 import { createReflectionService } from './reflection';
 
@@ -34,11 +35,10 @@ export class GrpcServers {
 
   constructor(opts: GrpcServersOptions) {
     this.logger = opts.logger;
-    this.main.addService(KeyServiceService, opts.keyService);
-    this.main.addService(
-      KeyAdminServiceService,
-      opts.metrics ? measureAdminService(opts.keyAdminService, KeyAdminServiceService, opts.metrics) : opts.keyAdminService,
-    );
+    // SERVER spans when tracing is on (the services as they are otherwise); health and reflection untraced
+    this.main.addService(KeyServiceService, traceService(opts.keyService, KeyServiceService));
+    const admin = opts.metrics ? measureAdminService(opts.keyAdminService, KeyAdminServiceService, opts.metrics) : opts.keyAdminService;
+    this.main.addService(KeyAdminServiceService, traceService(admin, KeyAdminServiceService));
     createReflectionService().addToServer(this.main);
     opts.health.addToServer(this.main);
     opts.health.addToServer(this.healthOnly);

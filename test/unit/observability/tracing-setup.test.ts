@@ -7,6 +7,7 @@ import { createLogger } from '../../../src/logger';
 import { createRedactor } from '../../../src/observability/log-redaction';
 import { redisStatement } from '../../../src/observability/redis-statement';
 import { RedactingSpanExporter } from '../../../src/observability/span-redaction';
+import { samplerFor } from '../../../src/observability/tracing';
 import { tracingSettingsFromEnv } from '../../../src/observability/tracing-settings';
 import { seededBytes } from '../helpers/bytes';
 import { startTestTracing } from './tracing-harness';
@@ -53,6 +54,19 @@ describe('tracingSettingsFromEnv', () => {
     expect(s).toMatchObject({ enabled: true, sampler: 'parentbased_traceidratio', ratio: 1, endpoint: 'https://collector:4318/' });
     expect(s.warnings).toHaveLength(4);
     expect(JSON.stringify(s)).not.toContain('pass');
+  });
+});
+
+describe('samplerFor', () => {
+  it.each([
+    ['parentbased_traceidratio', 1, 'ParentBased{root=AlwaysOnSampler'],
+    ['parentbased_traceidratio', 0, 'ParentBased{root=AlwaysOffSampler'],
+    ['parentbased_traceidratio', 0.25, 'ParentBased{root=TraceIdRatioBased{0.25}'],
+    ['traceidratio', 0.5, 'TraceIdRatioBased{0.5}'],
+    ['always_off', 1, 'AlwaysOffSampler'],
+    ['parentbased_always_on', 0, 'ParentBased{root=AlwaysOnSampler'],
+  ] as const)('%s at %d is %s…', (name, ratio, description) => {
+    expect(samplerFor(name, ratio).toString()).toContain(description);
   });
 });
 
