@@ -1,6 +1,6 @@
 import { ADMIN_SERVICE, canAccess, isAdmin, type Access, type Principal } from '../domain/admin-access';
 import type { Clock } from '../domain/clock';
-import { ConflictError, InvalidArgumentError, NotFoundError, PermissionDeniedError, ResourceExhaustedError } from '../domain/errors';
+import { ConflictError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, ResourceExhaustedError } from '../domain/errors';
 import type { Policy } from '../domain/policy';
 import { effectiveCredits } from '../domain/policy-evaluation';
 import { checkKeyCompliance } from '../domain/policy-rules';
@@ -21,8 +21,10 @@ import {
 import { displayHint, generateKey, parseKey } from '../domain/key-format';
 import { hashKey } from '../domain/key-hash';
 import type { KeyIdGenerator } from '../domain/key-id';
-import { applyChanges, revoke, type KeyChanges, type KeyRecord, type KeyState } from '../domain/key-record';
-import type { KeyStore } from '../ports/key-store';
+import { applyChanges, limitsIdOf, revoke, type KeyChanges, type KeyRecord, type KeyState } from '../domain/key-record';
+import type { Fence, KeyStore } from '../ports/key-store';
+import type { SecretSealer } from '../ports/secret-sealer';
+import { checkRotatable, MAX_GRACE_PERIOD_MS, rotateRecord, withDueAt } from '../domain/rotation';
 import { decodePageToken, encodePageToken } from './page-token';
 
 export interface CreateKeyInput {
@@ -70,7 +72,11 @@ export type KeyChange =
   | { readonly kind: 'created'; readonly record: KeyRecord; readonly actor: string }
   | { readonly kind: 'updated'; readonly record: KeyRecord; readonly actor: string; readonly changedFields: readonly string[] }
   | { readonly kind: 'revoked'; readonly record: KeyRecord; readonly actor: string; readonly reason: string }
-  | { readonly kind: 'deleted'; readonly record: KeyRecord; readonly actor: string };
+  | { readonly kind: 'deleted'; readonly record: KeyRecord; readonly actor: string }
+  /** `record` is the superseded key. */
+  | { readonly kind: 'rotated'; readonly record: KeyRecord; readonly successor: KeyRecord; readonly actor: string; readonly sealed: boolean }
+  /** An admin claimed the sealed secret of `record` (an automatic rotation's successor). */
+  | { readonly kind: 'secret_claimed'; readonly record: KeyRecord; readonly actor: string };
 export type KeyChangeKind = KeyChange['kind'];
 /** Awaited after the store write; it must not throw (the write is committed either way). */
 export type KeyChangeListener = (change: KeyChange) => void | Promise<void>;
@@ -87,6 +93,21 @@ export interface KeyAdminOptions {
   limiter?: Limiter;
   /** Told when a create or re-enable is refused by the service quota. */
   onQuotaExceeded?: (service: string, limit: number, actor: string) => void;
+  /** Grace period of a rotation when neither the request nor the key's policy sets one. */
+  defaultGracePeriodMs?: number;
+  /** Seals the secrets of automatic rotations; absent when no key-encryption key is configured. */
+  sealer?: SecretSealer;
+}
+
+/** How a rotation is done: by an admin (secret returned) or by the scheduler (secret sealed). */
+export interface RotationOptions {
+  readonly actor: string;
+  /** Undefined: the key's policy's grace period, else the configured default. */
+  readonly gracePeriodMs?: number;
+  /** Seal the successor's secret for `ClaimRotatedSecret` (needs a sealer). */
+  readonly seal?: boolean;
+  /** The scheduler's lease, checked in the same atomic write. */
+  readonly fence?: Fence;
 }
 
 const MAX_CAS_ATTEMPTS = 5;
@@ -104,6 +125,8 @@ export class KeyAdmin {
   private readonly policies?: PolicyStore;
   private readonly limiter?: Limiter;
   private readonly onQuotaExceeded: NonNullable<KeyAdminOptions['onQuotaExceeded']>;
+  private readonly defaultGracePeriodMs: number;
+  private readonly sealer?: SecretSealer;
 
   constructor(opts: KeyAdminOptions) {
     this.store = opts.store;
@@ -114,6 +137,8 @@ export class KeyAdmin {
     this.policies = opts.policies;
     this.limiter = opts.limiter;
     this.onQuotaExceeded = opts.onQuotaExceeded ?? (() => {});
+    this.defaultGracePeriodMs = opts.defaultGracePeriodMs ?? 86_400_000;
+    this.sealer = opts.sealer;
   }
 
   async create(p: Principal, input: CreateKeyInput): Promise<{ record: KeyRecord; secret: string }> {
@@ -132,7 +157,7 @@ export class KeyAdmin {
     if (effective) checkKeyCompliance(effective, { scopes, createdAt: now, expiresAt: input.expiresAt, credits });
 
     const secret = generateKey(prefix);
-    const record: KeyRecord = {
+    const record: KeyRecord = withDueAt({
       id: this.ids.next(now),
       hash: hashKey(secret),
       service,
@@ -151,7 +176,7 @@ export class KeyAdmin {
       ...(credits !== undefined && { credits }),
       usageCount: 0,
       version: 1,
-    };
+    }, effective);
     await this.withQuota(service, serviceDefault, p.actor, (maxActiveKeys) => this.store.create(record, { maxActiveKeys }));
     await this.onChange({ kind: 'created', record, actor: p.actor });
     return { record, secret };
@@ -203,7 +228,7 @@ export class KeyAdmin {
         return enabling ? serviceDefault?.maxActiveKeys : undefined;
       });
     }
-    if (credits !== undefined) await this.limiter!.setCredits(keyId, credits, this.clock.now());
+    if (credits !== undefined) await this.limiter!.setCredits(limitsIdOf(record), credits, this.clock.now());
     return record;
   }
 
@@ -211,7 +236,7 @@ export class KeyAdmin {
   async creditsOf(record: KeyRecord): Promise<number | undefined> {
     const { effective } = await this.policiesFor(record.service, record.policyId, false);
     const rule = effectiveCredits(effective, record.credits);
-    return rule === undefined || this.limiter === undefined ? undefined : this.limiter.credits(record.id, rule, this.clock.now());
+    return rule === undefined || this.limiter === undefined ? undefined : this.limiter.credits(limitsIdOf(record), rule, this.clock.now());
   }
 
   async revoke(p: Principal, keyId: string, reason: string): Promise<KeyRecord> {
@@ -225,11 +250,89 @@ export class KeyAdmin {
     }));
   }
 
+  /** `RotateKey`: the successor's secret is returned here, once. */
+  async rotate(p: Principal, keyId: string, gracePeriodMs?: number): Promise<{ retired: KeyRecord; successor: KeyRecord; secret: string }> {
+    checkKeyId('key_id', keyId);
+    if (gracePeriodMs !== undefined && (!Number.isSafeInteger(gracePeriodMs) || gracePeriodMs < 0 || gracePeriodMs > MAX_GRACE_PERIOD_MS)) {
+      throw new InvalidArgumentError('grace_period', 'must be from 0 to 90 days');
+    }
+    const current = await this.load(p, keyId, 'write');
+    return this.rotateRecord(current, { actor: p.actor, gracePeriodMs }, (id) => this.load(p, id, 'write'));
+  }
+
+  /**
+   * Rotates a loaded key (the admin call above, and the scheduler's `auto` strategy): checks it
+   * can be rotated, builds the successor, and writes both atomically, retrying from a fresh read
+   * when a concurrent writer won. `reload` re-reads the key for a retry.
+   */
+  async rotateRecord(
+    loaded: KeyRecord,
+    opts: RotationOptions,
+    reload: (id: string) => Promise<KeyRecord> = async (id) => {
+      const r = await this.store.getById(id);
+      if (!r) throw notFound(id);
+      return r;
+    },
+  ): Promise<{ retired: KeyRecord; successor: KeyRecord; secret: string }> {
+    if (opts.seal && this.sealer === undefined) throw new FailedPreconditionError('sealing a rotated secret needs a key-encryption key (KEYWARD_KEK or KEYWARD_KEK_FILE)');
+    let current = loaded;
+    for (let attempt = 1; ; attempt++) {
+      const now = this.clock.now();
+      checkRotatable(current, now);
+      const { effective } = await this.policiesFor(current.service, current.policyId, false);
+      const gracePeriodMs = opts.gracePeriodMs ?? effective?.rotation?.gracePeriodMs ?? this.defaultGracePeriodMs;
+      const secret = generateKey(current.prefix);
+      const rotation = rotateRecord(current, { id: this.ids.next(now), hash: hashKey(secret), hint: displayHint(parseKey(secret)!), now, gracePeriodMs });
+      const retired = withDueAt(rotation.retired, effective);
+      const successor = withDueAt(rotation.successor, effective);
+      if (effective) {
+        checkKeyCompliance(effective, { scopes: successor.scopes, createdAt: now, expiresAt: successor.expiresAt, credits: successor.credits });
+      }
+      const sealed = opts.seal ? { sealed: this.sealer!.seal(secret, successor.id), expiresAt: retired.graceEndsAt! } : undefined;
+      try {
+        await this.store.rotate({ retired, expectedVersion: current.version, successor, ...(sealed && { sealed }) }, { fence: opts.fence });
+      } catch (err) {
+        if (err instanceof ConflictError && attempt < MAX_CAS_ATTEMPTS) {
+          current = await reload(current.id);
+          continue;
+        }
+        if (err instanceof NotFoundError) throw notFound(current.id);
+        throw err;
+      }
+      await this.onChange({ kind: 'rotated', record: retired, successor, actor: opts.actor, sealed: sealed !== undefined });
+      return { retired, successor, secret };
+    }
+  }
+
+  /**
+   * `ClaimRotatedSecret`: the sealed secret of an automatic rotation's successor, once, within
+   * the grace period. `keyId` is the successor's id or its predecessor's.
+   */
+  async claimRotatedSecret(p: Principal, keyId: string): Promise<{ record: KeyRecord; secret: string }> {
+    const named = await this.load(p, checkKeyId('key_id', keyId), 'write');
+    const successor = named.rotatedTo === undefined ? named : await this.load(p, named.rotatedTo, 'write');
+    if (successor.rotatedFrom === undefined) throw new FailedPreconditionError(`key ${successor.id} was not created by a rotation; there is no secret to claim`);
+    if (this.sealer === undefined) throw new FailedPreconditionError('no key-encryption key is configured (KEYWARD_KEK or KEYWARD_KEK_FILE), so no secret was sealed');
+    const predecessor = await this.store.getById(successor.rotatedFrom);
+    const graceEndsAt = predecessor?.graceEndsAt;
+    if (graceEndsAt === undefined || this.clock.now() >= graceEndsAt) {
+      await this.store.takeSealedSecret(successor.id); // destroy what may be left
+      throw new FailedPreconditionError(`the grace period of the rotation to ${successor.id} is over; its secret can no longer be claimed`);
+    }
+    const sealed = await this.store.takeSealedSecret(successor.id);
+    if (sealed === undefined) throw new FailedPreconditionError(`the secret of key ${successor.id} was already claimed, or was never sealed (a manual rotation returns it at once)`);
+    const secret = this.sealer.open(sealed.sealed, successor.id);
+    if (hashKey(secret) !== successor.hash) throw new FailedPreconditionError(`the sealed secret of key ${successor.id} does not match the key`);
+    await this.onChange({ kind: 'secret_claimed', record: successor, actor: p.actor });
+    return { record: successor, secret };
+  }
+
   async delete(p: Principal, keyId: string): Promise<void> {
     const record = await this.load(p, checkKeyId('key_id', keyId), 'write');
     const removed = await this.store.delete(record.id);
     if (!removed) throw notFound(keyId);
-    await this.limiter?.forget(record.id);
+    // A superseded key's limits live on in its successor (they share `limitsId`).
+    if (removed.rotatedTo === undefined) await this.limiter?.forget(limitsIdOf(removed));
     await this.onChange({ kind: 'deleted', record: removed, actor: p.actor });
   }
 
@@ -279,8 +382,9 @@ export class KeyAdmin {
   ): Promise<KeyRecord> {
     for (let attempt = 1; ; attempt++) {
       const current = await this.load(p, keyId, 'write');
-      const next = change(current);
+      let next = change(current);
       if (next === current) return current; // no-op (e.g. revoking a revoked key)
+      next = withDueAt(next, (await this.policiesFor(next.service, next.policyId, false)).effective);
       if (next.expiresAt !== undefined && current.notBefore !== undefined && next.expiresAt <= current.notBefore) {
         throw new InvalidArgumentError('expire_time', 'must be after the key\'s not_before_time');
       }

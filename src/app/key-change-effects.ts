@@ -32,34 +32,49 @@ export function keyChangeEffects(opts: KeyChangeEffectsOptions): (change: KeyCha
     const { record } = change;
     if (change.kind === 'deleted') opts.cache?.invalidate(record.hash);
     else opts.cache?.put(record);
+    if (change.kind === 'rotated') opts.cache?.put(change.successor);
 
     const now = opts.clock.now();
-    const event = makeEvent(payloadOf(change), { id: opts.eventIds.next(now), time: now, actor: change.actor });
     const traceparent = opts.traceparent?.();
-    const wire = { ...toWireEvent(event), ...(traceparent && { traceparent }) };
+    const events = payloadsOf(change).map((payload) => makeEvent(payload, { id: opts.eventIds.next(now), time: now, actor: change.actor }));
+    const audit = events.map(auditEntryOf);
+    if (change.kind === 'secret_claimed') {
+      // Not an event (nothing changes for validators), but the trail must show who took the secret.
+      audit.push({ time: now, service: record.service, keyId: record.id, type: 'key.secret_claimed', actor: change.actor, detail: { hint: record.hint } });
+    }
     const [outboxResult, auditResult] = await Promise.allSettled([
-      opts.outbox.append(wire),
-      opts.audit.append([auditEntryOf(event)]),
+      (async () => {
+        for (const event of events) await opts.outbox.append({ ...toWireEvent(event), ...(traceparent && { traceparent }) });
+      })(),
+      audit.length > 0 ? opts.audit.append(audit) : Promise.resolve(),
     ]);
     if (outboxResult.status === 'rejected') {
-      opts.logger.error({ err: outboxResult.reason, eventId: event.id, type: event.type }, 'event not queued: other sidecars learn of this change only when their cache entry expires');
+      opts.logger.error({ err: outboxResult.reason, eventIds: events.map((e) => e.id), kind: change.kind }, 'event not queued: other sidecars learn of this change only when their cache entry expires');
     }
     if (auditResult.status === 'rejected') {
-      opts.logger.error({ err: auditResult.reason, eventId: event.id, type: event.type }, 'audit entry not written');
+      opts.logger.error({ err: auditResult.reason, eventIds: events.map((e) => e.id), kind: change.kind }, 'audit entry not written');
     }
   };
 }
 
-function payloadOf(c: KeyChange): EventPayload {
+function payloadsOf(c: KeyChange): EventPayload[] {
   switch (c.kind) {
     case 'created':
-      return { type: 'key.created', key: c.record };
+      return [{ type: 'key.created', key: c.record }];
     case 'updated':
-      return { type: 'key.updated', key: c.record, changedFields: c.changedFields };
+      return [{ type: 'key.updated', key: c.record, changedFields: c.changedFields }];
     case 'revoked':
-      return { type: 'key.revoked', key: c.record, reason: c.reason };
+      return [{ type: 'key.revoked', key: c.record, reason: c.reason }];
     case 'deleted':
-      return { type: 'key.deleted', key: c.record };
+      return [{ type: 'key.deleted', key: c.record }];
+    case 'rotated':
+      // The successor is a new key (its own `key.created`), then the old one is superseded.
+      return [
+        { type: 'key.created', key: c.successor },
+        { type: 'key.rotated', key: c.record, successorKeyId: c.successor.id, graceEndsAt: c.record.graceEndsAt! },
+      ];
+    case 'secret_claimed':
+      return [];
   }
 }
 

@@ -2,7 +2,8 @@ import { InvalidArgumentError } from '../domain/errors';
 import type { Policy, RefillPeriod, Weekday } from '../domain/policy';
 import type { PolicyFields } from '../domain/policy-rules';
 import type { Duration } from '../gen/google/protobuf/duration.pb';
-import { RefillPeriod as ProtoRefill, type Policy as ProtoPolicy } from '../gen/keyward/v1/policy.pb';
+import { RefillPeriod as ProtoRefill, RotationStrategy as ProtoStrategy, type Policy as ProtoPolicy, type RotationRule as ProtoRotation } from '../gen/keyward/v1/policy.pb';
+import type { RotationRule } from '../domain/policy';
 
 export function durationToMs(field: string, d: Duration | undefined): number | undefined {
   if (d === undefined) return undefined;
@@ -47,6 +48,26 @@ export function policyFieldsFromProto(p: ProtoPolicy | undefined): PolicyFields 
     })),
     credits,
     maxActiveKeys: p.maxActiveKeys,
+    rotation: rotationFromProto(p.rotation),
+  };
+}
+
+function rotationFromProto(r: ProtoRotation | undefined): RotationRule | undefined {
+  if (r === undefined) return undefined;
+  let strategy: RotationRule['strategy'];
+  if (r.strategy === ProtoStrategy.ROTATION_STRATEGY_NOTIFY) strategy = 'notify';
+  else if (r.strategy === ProtoStrategy.ROTATION_STRATEGY_AUTO) strategy = 'auto';
+  else throw new InvalidArgumentError('policy.rotation.strategy', 'must be ROTATION_STRATEGY_NOTIFY or ROTATION_STRATEGY_AUTO');
+  const gracePeriodMs = durationToMs('policy.rotation.grace_period', r.gracePeriod);
+  return { strategy, noticeMs: durationToMs('policy.rotation.notice', r.notice) ?? 0, ...(gracePeriodMs !== undefined && { gracePeriodMs }) };
+}
+
+function rotationToProto(r: RotationRule | undefined): ProtoRotation | undefined {
+  if (r === undefined) return undefined;
+  return {
+    strategy: r.strategy === 'notify' ? ProtoStrategy.ROTATION_STRATEGY_NOTIFY : ProtoStrategy.ROTATION_STRATEGY_AUTO,
+    notice: msToDuration(r.noticeMs),
+    gracePeriod: msToDuration(r.gracePeriodMs),
   };
 }
 
@@ -78,6 +99,7 @@ export function toProtoPolicy(p: Policy, serviceDefault: boolean): ProtoPolicy {
           },
     maxActiveKeys: p.maxActiveKeys ?? 0,
     serviceDefault,
+    rotation: rotationToProto(p.rotation),
     createTime: new Date(p.createdAt),
     updateTime: new Date(p.updatedAt),
   };

@@ -8,6 +8,7 @@ const STATE_TO_PROTO: Record<DomainKeyState, KeyState> = {
   active: KeyState.KEY_STATE_ACTIVE,
   disabled: KeyState.KEY_STATE_DISABLED,
   revoked: KeyState.KEY_STATE_REVOKED,
+  rotated: KeyState.KEY_STATE_ROTATED,
 };
 
 export function stateFromProto(field: string, s: KeyState): DomainKeyState | undefined {
@@ -20,6 +21,8 @@ export function stateFromProto(field: string, s: KeyState): DomainKeyState | und
       return 'disabled';
     case KeyState.KEY_STATE_REVOKED:
       return 'revoked';
+    case KeyState.KEY_STATE_ROTATED:
+      return 'rotated';
     default:
       throw new InvalidArgumentError(field, 'must be a KeyState value');
   }
@@ -73,6 +76,10 @@ export function toApiKey(r: KeyRecord): ApiKey {
     usageCount: r.usageCount,
     policyId: r.policyId ?? '',
     creditsRemaining: undefined,
+    rotatedToKeyId: r.rotatedTo ?? '',
+    rotatedFromKeyId: r.rotatedFrom ?? '',
+    rotateTime: toDate(r.rotatedAt),
+    graceEndTime: toDate(r.graceEndsAt),
   };
 }
 
@@ -82,6 +89,8 @@ const NO_SCOPES: string[] = Object.freeze([]) as unknown as string[];
 /** The wire answer of a decision. Key details appear only when the key was found in the requested service. */
 export function toValidateKeyResponse(d: Decision): ValidateKeyResponse {
   const r = d.record;
+  // Only a valid answer says "superseded": a denied key has nothing to migrate.
+  const superseded = d.code === 'VALID' && r?.rotatedTo !== undefined;
   return {
     valid: d.code === 'VALID',
     code: CODE_TO_PROTO[d.code],
@@ -100,5 +109,8 @@ export function toValidateKeyResponse(d: Decision): ValidateKeyResponse {
             creditsRemaining: d.limits.creditsRemaining,
             rateLimits: d.limits.rateLimits.map((l) => ({ name: l.name, limit: l.limit, remaining: l.remaining, resetTime: new Date(l.resetAt) })),
           },
+    superseded,
+    successorKeyId: superseded ? r!.rotatedTo! : '',
+    graceEndTime: superseded && r!.graceEndsAt !== undefined ? new Date(r!.graceEndsAt) : undefined,
   };
 }

@@ -66,6 +66,11 @@ export class ConflictError extends KeywardError {
   override readonly retryable = true;
 }
 
+/** A fenced write came from a lease holder that is no longer current; nothing was written. */
+export class FencedError extends KeywardError {
+  readonly kind = 'aborted';
+}
+
 /** The store (or another dependency) cannot be reached. */
 export class StoreUnavailableError extends KeywardError {
   readonly kind = 'unavailable';

@@ -1,8 +1,11 @@
 import { FailedPreconditionError } from './errors';
 
-/** Lifecycle states. Expiry and not-before are times checked at validation, not states. */
-export type KeyState = 'active' | 'disabled' | 'revoked';
-export const KEY_STATES: readonly KeyState[] = ['active', 'disabled', 'revoked'];
+/**
+ * Lifecycle states. Expiry and not-before are times checked at validation, not states.
+ * `rotated`: replaced by a successor and past its grace period (terminal, like `revoked`).
+ */
+export type KeyState = 'active' | 'disabled' | 'revoked' | 'rotated';
+export const KEY_STATES: readonly KeyState[] = ['active', 'disabled', 'revoked', 'rotated'];
 
 /** The stored form of a key. Never holds the secret: only its SHA-256 `hash`. */
 export interface KeyRecord {
@@ -27,6 +30,25 @@ export interface KeyRecord {
   readonly policyId?: string;
   /** Key-level starting credits (narrowing the policy's). */
   readonly credits?: number;
+  /** Rotation links: the successor of a superseded key, and the key a successor replaced. */
+  readonly rotatedTo?: string;
+  readonly rotatedFrom?: string;
+  /** When the key was superseded, and when its grace period ends (it answers ROTATED from then). */
+  readonly rotatedAt?: number;
+  readonly graceEndsAt?: number;
+  /**
+   * The key id whose rate-limit and credit state this key uses: the first key of its rotation
+   * chain, so rotation carries limits and credits over without copying (and without a window in
+   * which old and new key could each spend the same credits). Undefined: its own id.
+   */
+  readonly limitsId?: string;
+  /**
+   * Scheduler bookkeeping (see rotation.ts): the next time the lifecycle scheduler must look at
+   * the key (stores index it), and the lifecycle steps already done, so each is done once.
+   */
+  readonly dueAt?: number;
+  readonly expiryHandledAt?: number;
+  readonly rotationNoticeAt?: number;
   /** Usage, written in batches off the hot path; may lag reality by a flush interval. */
   readonly lastUsedAt?: number;
   readonly usageCount: number;
@@ -47,8 +69,8 @@ export interface KeyChanges {
 
 /** Applies changes to a record, enforcing the state machine. Pure: returns a new record. */
 export function applyChanges(record: KeyRecord, changes: KeyChanges, now: number): KeyRecord {
-  if (record.state === 'revoked') {
-    throw new FailedPreconditionError(`key ${record.id} is revoked; a revoked key can only be deleted`);
+  if (record.state === 'revoked' || record.state === 'rotated') {
+    throw new FailedPreconditionError(`key ${record.id} is ${record.state}; a ${record.state} key can only be deleted`);
   }
   let state: KeyState = record.state;
   if (changes.enabled !== undefined) state = changes.enabled ? 'active' : 'disabled';
@@ -66,6 +88,11 @@ export function applyChanges(record: KeyRecord, changes: KeyChanges, now: number
   if (next.expiresAt === undefined) delete (next as { expiresAt?: number }).expiresAt;
   if (next.policyId === undefined) delete (next as { policyId?: string }).policyId;
   return next;
+}
+
+/** The id under which a key's rate limits and credits are kept. */
+export function limitsIdOf(record: Pick<KeyRecord, 'id' | 'limitsId'>): string {
+  return record.limitsId ?? record.id;
 }
 
 /**

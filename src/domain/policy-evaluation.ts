@@ -17,6 +17,8 @@ export interface CompiledPolicy {
   readonly windows?: TimeWindowSet;
   /** Rate limits or credits apply: the limiter must be asked. */
   readonly hasLimits: boolean;
+  /** Set for a `notify` rotation policy: keys not rotated expire this long after creation. */
+  readonly maxAgeExpiryMs?: number;
 }
 
 export function compilePolicy(policy: Policy): CompiledPolicy {
@@ -26,6 +28,7 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
     cidrs: policy.allowedCidrs.length > 0 ? new CidrSet(policy.allowedCidrs) : undefined,
     windows: policy.timeWindows.length > 0 ? new TimeWindowSet(policy.timeZone, policy.timeWindows) : undefined,
     hasLimits: policy.rateLimits.length > 0 || policy.credits !== undefined,
+    maxAgeExpiryMs: policy.rotation?.strategy === 'notify' ? policy.maxAgeMs : undefined,
   };
 }
 

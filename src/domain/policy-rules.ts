@@ -1,7 +1,7 @@
 import { checkCidrs } from './cidr';
 import { FailedPreconditionError, InvalidArgumentError } from './errors';
 import { checkScopes, checkService, checkText, LIMITS } from './input-rules';
-import type { CreditRule, Policy, RateLimitRule, RefillPeriod, TimeWindow } from './policy';
+import type { CreditRule, Policy, RateLimitRule, RefillPeriod, RotationRule, TimeWindow } from './policy';
 import { ScopeSet } from './scopes';
 import { checkTimeWindows, checkTimeZone } from './time-windows';
 
@@ -19,6 +19,7 @@ export interface PolicyFields {
   rateLimits: readonly RateLimitRule[];
   credits?: CreditRule;
   maxActiveKeys: number;
+  rotation?: RotationRule;
 }
 
 const LIMIT_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;

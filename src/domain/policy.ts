@@ -34,6 +34,24 @@ export interface CreditRule {
   readonly refill?: { readonly period: RefillPeriod; readonly amount: number };
 }
 
+export type RotationStrategy = 'notify' | 'auto';
+export const ROTATION_STRATEGIES: readonly RotationStrategy[] = ['notify', 'auto'];
+
+/**
+ * What happens when a key reaches the policy's `maxAgeMs` (see rotation.ts):
+ * - `notify`: `key.rotation_due` is emitted `noticeMs` before the maximum age, and the key
+ *   expires at the maximum age unless it was rotated before;
+ * - `auto`: at the maximum age the scheduler rotates the key; the old key keeps validating for
+ *   `gracePeriodMs`, and the successor's secret is sealed until an admin claims it.
+ */
+export interface RotationRule {
+  readonly strategy: RotationStrategy;
+  /** `notify`: lead time of `key.rotation_due` before the maximum age (0: at the maximum age). */
+  readonly noticeMs: number;
+  /** `auto`: grace period given to the rotated key. Undefined: the server's default. */
+  readonly gracePeriodMs?: number;
+}
+
 export interface Policy {
   /** `pol_` + ULID. */
   readonly id: string;
@@ -47,6 +65,8 @@ export interface Policy {
   readonly maxLifetimeMs?: number;
   /** Maximum age before rotation (ms); the rotation scheduler acts on it. */
   readonly maxAgeMs?: number;
+  /** Rotation strategy at `maxAgeMs`; needs `maxAgeMs`. Undefined: the age is informational. */
+  readonly rotation?: RotationRule;
   /** Client IPs must fall in one of these (IPv4 and IPv6 CIDR). Empty: any address. */
   readonly allowedCidrs: readonly string[];
   /** IANA time zone of the time windows. */

@@ -59,7 +59,8 @@ const NOT_FOUND: Decision = Object.freeze({ code: 'NOT_FOUND', reason: '' });
 
 /**
  * The validation decision, a pure function of (record, policy, request, time), in this order:
- * existence and tenant, state, validity window, network, time window, scopes (granted by the key
+ * existence and tenant, state (and a superseded key's grace period), validity window (and a
+ * `notify` policy's maximum age), network, time window, scopes (granted by the key
  * and allowed by its policy). Rate limits and credits, which need shared state, come after, in
  * the validator. A key of another service is `NOT_FOUND`, so a caller learns nothing about
  * other tenants' keys. `policy` is the key's effective policy: undefined when none applies,
@@ -75,6 +76,9 @@ export function decide(
   const record = entry.record;
   if (request.service && request.service !== record.service) return NOT_FOUND;
   if (record.state === 'revoked') return { code: 'REVOKED', reason: 'revoked', record };
+  if (record.state === 'rotated') return { code: 'ROTATED', reason: 'rotated', record };
+  // A superseded key answers ROTATED from the end of its grace period, whenever the scheduler runs.
+  if (record.graceEndsAt !== undefined && now >= record.graceEndsAt) return { code: 'ROTATED', reason: 'grace_period_over', record };
   if (record.state === 'disabled') return { code: 'DISABLED', reason: 'disabled', record };
   if (record.notBefore !== undefined && now < record.notBefore) {
     return { code: 'NOT_YET_VALID', reason: 'not_before', record };
@@ -83,6 +87,10 @@ export function decide(
     return { code: 'EXPIRED', reason: 'expired', record };
   }
   if (policy === null) return { code: 'FORBIDDEN', reason: 'policy_missing', record };
+  // A `notify` rotation policy expires keys at their maximum age unless they were rotated.
+  if (policy?.maxAgeExpiryMs !== undefined && record.rotatedTo === undefined && now >= record.createdAt + policy.maxAgeExpiryMs) {
+    return { code: 'EXPIRED', reason: 'max_age', record };
+  }
   if (policy?.cidrs !== undefined) {
     if (!request.clientIp) return { code: 'FORBIDDEN', reason: 'client_ip_required', record };
     if (!policy.cidrs.contains(request.clientIp)) return { code: 'FORBIDDEN', reason: 'ip_not_allowed', record };

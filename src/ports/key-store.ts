@@ -9,6 +9,40 @@ export interface WriteOptions {
    * on several sidecars cannot exceed it. Undefined or 0: no quota.
    */
   readonly maxActiveKeys?: number;
+  /**
+   * Fencing: write only while this lease value is current (see ports/lease.ts). The lifecycle
+   * scheduler passes it so a scheduler that lost its lease (a long pause) cannot act after
+   * another took over. A stale fence is `FencedError`, and nothing is written.
+   */
+  readonly fence?: Fence;
+}
+
+/** A lease holding as a store can check it: the lease's name and the value it holds. */
+export interface Fence {
+  readonly lease: string;
+  readonly value: string;
+}
+
+/**
+ * A successor's secret sealed by a `SecretSealer` (AES-256-GCM under a key-encryption key that
+ * is never stored), kept by the store until claimed once or until `expiresAt`.
+ */
+export interface SealedSecret {
+  /** Opaque to the store: the sealer's serialised form. */
+  readonly sealed: string;
+  /** Milliseconds since the epoch; the store destroys it then (Redis: PEXPIREAT). */
+  readonly expiresAt: number;
+}
+
+/** The two writes of a rotation, done atomically by `KeyStore.rotate`. */
+export interface RotationWrite {
+  /** The old key, superseded; replaces the stored record whose version is `expectedVersion`. */
+  readonly retired: KeyRecord;
+  readonly expectedVersion: number;
+  /** The new key, inserted. */
+  readonly successor: KeyRecord;
+  /** Kept for `takeSealedSecret(successor.id)` (automatic rotation only). */
+  readonly sealed?: SealedSecret;
 }
 
 export function quotaExceeded(service: string, max: number): ResourceExhaustedError {
@@ -59,7 +93,7 @@ export interface KeyStore {
    * never change (a RangeError otherwise).
    */
   replace(record: KeyRecord, expectedVersion: number, opts?: WriteOptions): Promise<void>;
-  /** Removes a record and its index entries; returns what was removed, if anything. */
+  /** Removes a record, its index entries and any sealed secret; returns what was removed, if anything. */
   delete(id: string): Promise<KeyRecord | undefined>;
   /** One page, in id order, costing O(log n + page) whatever the number of keys. */
   list(query: ListQuery): Promise<ListPage>;
@@ -69,6 +103,22 @@ export interface KeyStore {
    * retry after an unknown outcome (a timeout) cannot count twice.
    */
   addUsage(deltas: readonly UsageDelta[], batchId: string): Promise<void>;
+  /**
+   * Rotation, atomically: the old record is replaced (compare-and-set, `ConflictError` /
+   * `NotFoundError` as `replace`) and the successor inserted (`AlreadyExistsError` as `create`),
+   * with the sealed secret if any; all or nothing. No quota applies (one key replaces another).
+   */
+  rotate(write: RotationWrite, opts?: Pick<WriteOptions, 'fence'>): Promise<void>;
+  /**
+   * Ids of the records whose `dueAt` is at or before `now`, earliest first, at most `limit`:
+   * O(log n + limit) whatever the number of keys (an index by due time).
+   */
+  due(now: number, limit: number): Promise<string[]>;
+  /**
+   * Removes and returns the sealed secret of a key, at most once: undefined when it was never
+   * sealed, was already taken, or expired. Atomic, so two concurrent claims cannot both get it.
+   */
+  takeSealedSecret(keyId: string): Promise<SealedSecret | undefined>;
   /** Resolves when the store answers; rejects with `StoreUnavailableError` otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Lease } from '../../ports/lease';
 import { toStoreError, type RedisClient } from '../redis/redis-client';
 
 /*
@@ -53,7 +54,8 @@ export interface RedisLeaseOptions {
   now?: () => number;
 }
 
-export class RedisLease {
+export class RedisLease implements Lease {
+  readonly name: string;
   readonly key: string;
   readonly fenceKey: string;
   readonly instanceId: string;
@@ -66,6 +68,7 @@ export class RedisLease {
     const tag = opts.keyPrefix ?? 'kw';
     if (!/^[^{}\s]+$/.test(tag)) throw new RangeError(`invalid keyPrefix ${JSON.stringify(tag)}: no braces or spaces`);
     const name = opts.name ?? 'outbox';
+    this.name = name;
     this.key = `{${tag}}:${name}:lease`;
     this.fenceKey = `{${tag}}:${name}:fence`;
     this.instanceId = opts.instanceId ?? randomUUID();

@@ -2,7 +2,7 @@ import type { Metadata, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import type { AdminAuthenticator } from '../../app/admin-authenticator';
 import type { AuditQuery } from '../../app/audit-query';
 import type { PolicyAdmin } from '../../app/policy-admin';
-import { policyFieldsFromProto, toProtoPolicy } from '../../codec/policy-mapping';
+import { durationToMs, policyFieldsFromProto, toProtoPolicy } from '../../codec/policy-mapping';
 import type { KeyRecord } from '../../domain/key-record';
 import type { KeyAdmin } from '../../app/key-admin';
 import type { Principal } from '../../domain/admin-access';
@@ -86,6 +86,14 @@ export function createKeyAdminService({ admin, policies, audit, authenticator, l
       return { key: await view(record) };
     }),
     revokeKey: handle(async (p, req) => ({ key: toApiKey(await admin.revoke(p, req.keyId, req.reason)) })),
+    rotateKey: handle(async (p, req) => {
+      const { retired, successor, secret } = await admin.rotate(p, req.keyId, durationToMs('grace_period', req.gracePeriod));
+      return { key: toApiKey(retired), successor: await view(successor), secret };
+    }),
+    claimRotatedSecret: handle(async (p, req) => {
+      const { record, secret } = await admin.claimRotatedSecret(p, req.keyId);
+      return { key: await view(record), secret };
+    }),
     deleteKey: handle(async (p, req) => {
       await admin.delete(p, req.keyId);
       return {};

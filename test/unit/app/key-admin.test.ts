@@ -771,6 +771,7 @@ describe('KeyAdmin.revoke', () => {
       revokeReason: 'leaked in CI',
       updatedAt: T0 + 1000,
       version: 2,
+      dueAt: undefined, // a revoked key has nothing left for the lifecycle scheduler
     });
     expect(await env.admin.get(root, orders.id)).toEqual(revoked);
     expect(env.events.at(-1)).toEqual({ kind: 'revoked', record: revoked, actor: 'key_writer' });

@@ -14,8 +14,8 @@ function deepFreeze<T>(o: T): T {
 const NOW = 5_000;
 
 describe('KEY_STATES', () => {
-  it('lists the three lifecycle states', () => {
-    expect([...KEY_STATES]).toEqual(['active', 'disabled', 'revoked']);
+  it('lists the four lifecycle states', () => {
+    expect([...KEY_STATES]).toEqual(['active', 'disabled', 'revoked', 'rotated']);
   });
 });
 

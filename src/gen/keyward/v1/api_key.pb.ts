@@ -20,6 +20,11 @@ export enum KeyState {
   KEY_STATE_DISABLED = 2,
   /** KEY_STATE_REVOKED - Permanently withdrawn by `RevokeKey`. Terminal: a revoked key can only be deleted. */
   KEY_STATE_REVOKED = 3,
+  /**
+   * KEY_STATE_ROTATED - Replaced by a successor through rotation, and past its grace period. Terminal: a rotated
+   * key validates as `VALIDATION_CODE_ROTATED` and can only be deleted.
+   */
+  KEY_STATE_ROTATED = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -37,6 +42,9 @@ export function keyStateFromJSON(object: any): KeyState {
     case 3:
     case "KEY_STATE_REVOKED":
       return KeyState.KEY_STATE_REVOKED;
+    case 4:
+    case "KEY_STATE_ROTATED":
+      return KeyState.KEY_STATE_ROTATED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -54,6 +62,8 @@ export function keyStateToJSON(object: KeyState): string {
       return "KEY_STATE_DISABLED";
     case KeyState.KEY_STATE_REVOKED:
       return "KEY_STATE_REVOKED";
+    case KeyState.KEY_STATE_ROTATED:
+      return "KEY_STATE_ROTATED";
     case KeyState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -107,7 +117,21 @@ export interface ApiKey {
   /** The key's own policy; empty when the service's default policy applies. */
   policyId: string;
   /** Credits left, when the key's policy (or the key) has credits. */
-  creditsRemaining?: number | undefined;
+  creditsRemaining?:
+    | number
+    | undefined;
+  /**
+   * Rotation: the key that replaced this one (set once it was rotated), and the key this one
+   * replaced (set on a successor).
+   */
+  rotatedToKeyId: string;
+  rotatedFromKeyId: string;
+  /**
+   * When this key was rotated, and when its grace period ends: until then it still validates
+   * (answers say it is superseded); from then on it answers `VALIDATION_CODE_ROTATED`.
+   */
+  rotateTime: Date | undefined;
+  graceEndTime: Date | undefined;
 }
 
 export interface ApiKey_MetadataEntry {
@@ -136,6 +160,10 @@ function createBaseApiKey(): ApiKey {
     usageCount: 0,
     policyId: "",
     creditsRemaining: undefined,
+    rotatedToKeyId: "",
+    rotatedFromKeyId: "",
+    rotateTime: undefined,
+    graceEndTime: undefined,
   };
 }
 
@@ -197,6 +225,18 @@ export const ApiKey: MessageFns<ApiKey> = {
     }
     if (message.creditsRemaining !== undefined) {
       writer.uint32(152).int64(message.creditsRemaining);
+    }
+    if (message.rotatedToKeyId !== "") {
+      writer.uint32(162).string(message.rotatedToKeyId);
+    }
+    if (message.rotatedFromKeyId !== "") {
+      writer.uint32(170).string(message.rotatedFromKeyId);
+    }
+    if (message.rotateTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.rotateTime), writer.uint32(178).fork()).join();
+    }
+    if (message.graceEndTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.graceEndTime), writer.uint32(186).fork()).join();
     }
     return writer;
   },
@@ -369,6 +409,38 @@ export const ApiKey: MessageFns<ApiKey> = {
             message.creditsRemaining = longToNumber(reader.int64());
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.rotatedToKeyId = reader.string();
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.rotatedFromKeyId = reader.string();
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.rotateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.graceEndTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -455,6 +527,26 @@ export const ApiKey: MessageFns<ApiKey> = {
         : isSet(object.credits_remaining)
         ? globalThis.Number(object.credits_remaining)
         : undefined,
+      rotatedToKeyId: isSet(object.rotatedToKeyId)
+        ? globalThis.String(object.rotatedToKeyId)
+        : isSet(object.rotated_to_key_id)
+        ? globalThis.String(object.rotated_to_key_id)
+        : "",
+      rotatedFromKeyId: isSet(object.rotatedFromKeyId)
+        ? globalThis.String(object.rotatedFromKeyId)
+        : isSet(object.rotated_from_key_id)
+        ? globalThis.String(object.rotated_from_key_id)
+        : "",
+      rotateTime: isSet(object.rotateTime)
+        ? fromJsonTimestamp(object.rotateTime)
+        : isSet(object.rotate_time)
+        ? fromJsonTimestamp(object.rotate_time)
+        : undefined,
+      graceEndTime: isSet(object.graceEndTime)
+        ? fromJsonTimestamp(object.graceEndTime)
+        : isSet(object.grace_end_time)
+        ? fromJsonTimestamp(object.grace_end_time)
+        : undefined,
     };
   },
 
@@ -523,6 +615,18 @@ export const ApiKey: MessageFns<ApiKey> = {
     if (message.creditsRemaining !== undefined) {
       obj.creditsRemaining = Math.round(message.creditsRemaining);
     }
+    if (message.rotatedToKeyId !== "") {
+      obj.rotatedToKeyId = message.rotatedToKeyId;
+    }
+    if (message.rotatedFromKeyId !== "") {
+      obj.rotatedFromKeyId = message.rotatedFromKeyId;
+    }
+    if (message.rotateTime !== undefined) {
+      obj.rotateTime = message.rotateTime.toISOString();
+    }
+    if (message.graceEndTime !== undefined) {
+      obj.graceEndTime = message.graceEndTime.toISOString();
+    }
     return obj;
   },
 
@@ -558,6 +662,10 @@ export const ApiKey: MessageFns<ApiKey> = {
     message.usageCount = object.usageCount ?? 0;
     message.policyId = object.policyId ?? "";
     message.creditsRemaining = object.creditsRemaining ?? undefined;
+    message.rotatedToKeyId = object.rotatedToKeyId ?? "";
+    message.rotatedFromKeyId = object.rotatedFromKeyId ?? "";
+    message.rotateTime = object.rotateTime ?? undefined;
+    message.graceEndTime = object.graceEndTime ?? undefined;
     return message;
   },
 };

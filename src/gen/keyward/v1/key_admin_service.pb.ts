@@ -18,6 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Duration } from "../../google/protobuf/duration.pb";
 import { FieldMask } from "../../google/protobuf/field_mask.pb";
 import { Timestamp } from "../../google/protobuf/timestamp.pb";
 import { ApiKey, KeyState, keyStateFromJSON, keyStateToJSON } from "./api_key.pb";
@@ -257,6 +258,39 @@ export interface DeletePolicyRequest {
 }
 
 export interface DeletePolicyResponse {
+}
+
+export interface RotateKeyRequest {
+  keyId: string;
+  /**
+   * How long the old key keeps validating: 0 retires it at once; at most 90 days. Unset: the
+   * key's policy's `rotation.grace_period`, else the server's `KEYWARD_ROTATION_GRACE_PERIOD`.
+   */
+  gracePeriod: Duration | undefined;
+}
+
+export interface RotateKeyResponse {
+  /** The old key, now superseded (`rotated_to_key_id` set). */
+  key:
+    | ApiKey
+    | undefined;
+  /** The successor. */
+  successor:
+    | ApiKey
+    | undefined;
+  /** The successor's full key string. Returned only here. */
+  secret: string;
+}
+
+export interface ClaimRotatedSecretRequest {
+  /** The successor's id, or the id of the key it replaced. */
+  keyId: string;
+}
+
+export interface ClaimRotatedSecretResponse {
+  /** The successor. */
+  key: ApiKey | undefined;
+  secret: string;
 }
 
 function createBaseCreateKeyRequest(): CreateKeyRequest {
@@ -3118,6 +3152,362 @@ export const DeletePolicyResponse: MessageFns<DeletePolicyResponse> = {
   },
 };
 
+function createBaseRotateKeyRequest(): RotateKeyRequest {
+  return { keyId: "", gracePeriod: undefined };
+}
+
+export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
+  encode(message: RotateKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.gracePeriod !== undefined) {
+      Duration.encode(message.gracePeriod, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.gracePeriod = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateKeyRequest {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      gracePeriod: isSet(object.gracePeriod)
+        ? Duration.fromJSON(object.gracePeriod)
+        : isSet(object.grace_period)
+        ? Duration.fromJSON(object.grace_period)
+        : undefined,
+    };
+  },
+
+  toJSON(message: RotateKeyRequest): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.gracePeriod !== undefined) {
+      obj.gracePeriod = Duration.toJSON(message.gracePeriod);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotateKeyRequest>, I>>(base?: I): RotateKeyRequest {
+    return RotateKeyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateKeyRequest>, I>>(object: I): RotateKeyRequest {
+    const message = createBaseRotateKeyRequest();
+    message.keyId = object.keyId ?? "";
+    message.gracePeriod = (object.gracePeriod !== undefined && object.gracePeriod !== null)
+      ? Duration.fromPartial(object.gracePeriod)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRotateKeyResponse(): RotateKeyResponse {
+  return { key: undefined, successor: undefined, secret: "" };
+}
+
+export const RotateKeyResponse: MessageFns<RotateKeyResponse> = {
+  encode(message: RotateKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== undefined) {
+      ApiKey.encode(message.key, writer.uint32(10).fork()).join();
+    }
+    if (message.successor !== undefined) {
+      ApiKey.encode(message.successor, writer.uint32(18).fork()).join();
+    }
+    if (message.secret !== "") {
+      writer.uint32(26).string(message.secret);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = ApiKey.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.successor = ApiKey.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.secret = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateKeyResponse {
+    return {
+      key: isSet(object.key) ? ApiKey.fromJSON(object.key) : undefined,
+      successor: isSet(object.successor) ? ApiKey.fromJSON(object.successor) : undefined,
+      secret: isSet(object.secret) ? globalThis.String(object.secret) : "",
+    };
+  },
+
+  toJSON(message: RotateKeyResponse): unknown {
+    const obj: any = {};
+    if (message.key !== undefined) {
+      obj.key = ApiKey.toJSON(message.key);
+    }
+    if (message.successor !== undefined) {
+      obj.successor = ApiKey.toJSON(message.successor);
+    }
+    if (message.secret !== "") {
+      obj.secret = message.secret;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotateKeyResponse>, I>>(base?: I): RotateKeyResponse {
+    return RotateKeyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateKeyResponse>, I>>(object: I): RotateKeyResponse {
+    const message = createBaseRotateKeyResponse();
+    message.key = (object.key !== undefined && object.key !== null) ? ApiKey.fromPartial(object.key) : undefined;
+    message.successor = (object.successor !== undefined && object.successor !== null)
+      ? ApiKey.fromPartial(object.successor)
+      : undefined;
+    message.secret = object.secret ?? "";
+    return message;
+  },
+};
+
+function createBaseClaimRotatedSecretRequest(): ClaimRotatedSecretRequest {
+  return { keyId: "" };
+}
+
+export const ClaimRotatedSecretRequest: MessageFns<ClaimRotatedSecretRequest> = {
+  encode(message: ClaimRotatedSecretRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClaimRotatedSecretRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClaimRotatedSecretRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClaimRotatedSecretRequest {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ClaimRotatedSecretRequest): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClaimRotatedSecretRequest>, I>>(base?: I): ClaimRotatedSecretRequest {
+    return ClaimRotatedSecretRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClaimRotatedSecretRequest>, I>>(object: I): ClaimRotatedSecretRequest {
+    const message = createBaseClaimRotatedSecretRequest();
+    message.keyId = object.keyId ?? "";
+    return message;
+  },
+};
+
+function createBaseClaimRotatedSecretResponse(): ClaimRotatedSecretResponse {
+  return { key: undefined, secret: "" };
+}
+
+export const ClaimRotatedSecretResponse: MessageFns<ClaimRotatedSecretResponse> = {
+  encode(message: ClaimRotatedSecretResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== undefined) {
+      ApiKey.encode(message.key, writer.uint32(10).fork()).join();
+    }
+    if (message.secret !== "") {
+      writer.uint32(18).string(message.secret);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClaimRotatedSecretResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClaimRotatedSecretResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = ApiKey.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.secret = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClaimRotatedSecretResponse {
+    return {
+      key: isSet(object.key) ? ApiKey.fromJSON(object.key) : undefined,
+      secret: isSet(object.secret) ? globalThis.String(object.secret) : "",
+    };
+  },
+
+  toJSON(message: ClaimRotatedSecretResponse): unknown {
+    const obj: any = {};
+    if (message.key !== undefined) {
+      obj.key = ApiKey.toJSON(message.key);
+    }
+    if (message.secret !== "") {
+      obj.secret = message.secret;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClaimRotatedSecretResponse>, I>>(base?: I): ClaimRotatedSecretResponse {
+    return ClaimRotatedSecretResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClaimRotatedSecretResponse>, I>>(object: I): ClaimRotatedSecretResponse {
+    const message = createBaseClaimRotatedSecretResponse();
+    message.key = (object.key !== undefined && object.key !== null) ? ApiKey.fromPartial(object.key) : undefined;
+    message.secret = object.secret ?? "";
+    return message;
+  },
+};
+
 /**
  * KeyAdminService manages keys. Every call needs `authorization: Bearer <credential>`
  * metadata: the bootstrap token (`KEYWARD_ADMIN_TOKEN`) or an admin key, i.e. a key of the
@@ -3259,6 +3649,37 @@ export const KeyAdminServiceService = {
       Buffer.from(DeletePolicyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeletePolicyResponse => DeletePolicyResponse.decode(value),
   },
+  /**
+   * Replaces a key by a successor with the same configuration and returns the successor's
+   * secret, once. The old key keeps validating for the grace period (its answers say it is
+   * superseded), then answers `VALIDATION_CODE_ROTATED`. A key already rotated, or not active,
+   * is `FAILED_PRECONDITION`.
+   */
+  rotateKey: {
+    path: "/keyward.v1.KeyAdminService/RotateKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RotateKeyRequest): Buffer => Buffer.from(RotateKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RotateKeyRequest => RotateKeyRequest.decode(value),
+    responseSerialize: (value: RotateKeyResponse): Buffer => Buffer.from(RotateKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RotateKeyResponse => RotateKeyResponse.decode(value),
+  },
+  /**
+   * Returns the secret of a key that keyward rotated itself (policy strategy `AUTO`), once:
+   * the sealed copy is destroyed when claimed, and at the end of the grace period. A second
+   * claim, or one after the grace period, is `FAILED_PRECONDITION`.
+   */
+  claimRotatedSecret: {
+    path: "/keyward.v1.KeyAdminService/ClaimRotatedSecret" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ClaimRotatedSecretRequest): Buffer =>
+      Buffer.from(ClaimRotatedSecretRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ClaimRotatedSecretRequest => ClaimRotatedSecretRequest.decode(value),
+    responseSerialize: (value: ClaimRotatedSecretResponse): Buffer =>
+      Buffer.from(ClaimRotatedSecretResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClaimRotatedSecretResponse => ClaimRotatedSecretResponse.decode(value),
+  },
 } as const;
 
 export interface KeyAdminServiceServer extends UntypedServiceImplementation {
@@ -3290,6 +3711,19 @@ export interface KeyAdminServiceServer extends UntypedServiceImplementation {
    * deleted while it is the default.
    */
   deletePolicy: handleUnaryCall<DeletePolicyRequest, DeletePolicyResponse>;
+  /**
+   * Replaces a key by a successor with the same configuration and returns the successor's
+   * secret, once. The old key keeps validating for the grace period (its answers say it is
+   * superseded), then answers `VALIDATION_CODE_ROTATED`. A key already rotated, or not active,
+   * is `FAILED_PRECONDITION`.
+   */
+  rotateKey: handleUnaryCall<RotateKeyRequest, RotateKeyResponse>;
+  /**
+   * Returns the secret of a key that keyward rotated itself (policy strategy `AUTO`), once:
+   * the sealed copy is destroyed when claimed, and at the end of the grace period. A second
+   * claim, or one after the grace period, is `FAILED_PRECONDITION`.
+   */
+  claimRotatedSecret: handleUnaryCall<ClaimRotatedSecretRequest, ClaimRotatedSecretResponse>;
 }
 
 export interface KeyAdminServiceClient extends Client {
@@ -3488,6 +3922,47 @@ export interface KeyAdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeletePolicyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Replaces a key by a successor with the same configuration and returns the successor's
+   * secret, once. The old key keeps validating for the grace period (its answers say it is
+   * superseded), then answers `VALIDATION_CODE_ROTATED`. A key already rotated, or not active,
+   * is `FAILED_PRECONDITION`.
+   */
+  rotateKey(
+    request: RotateKeyRequest,
+    callback: (error: ServiceError | null, response: RotateKeyResponse) => void,
+  ): ClientUnaryCall;
+  rotateKey(
+    request: RotateKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RotateKeyResponse) => void,
+  ): ClientUnaryCall;
+  rotateKey(
+    request: RotateKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RotateKeyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Returns the secret of a key that keyward rotated itself (policy strategy `AUTO`), once:
+   * the sealed copy is destroyed when claimed, and at the end of the grace period. A second
+   * claim, or one after the grace period, is `FAILED_PRECONDITION`.
+   */
+  claimRotatedSecret(
+    request: ClaimRotatedSecretRequest,
+    callback: (error: ServiceError | null, response: ClaimRotatedSecretResponse) => void,
+  ): ClientUnaryCall;
+  claimRotatedSecret(
+    request: ClaimRotatedSecretRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ClaimRotatedSecretResponse) => void,
+  ): ClientUnaryCall;
+  claimRotatedSecret(
+    request: ClaimRotatedSecretRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ClaimRotatedSecretResponse) => void,
   ): ClientUnaryCall;
 }
 

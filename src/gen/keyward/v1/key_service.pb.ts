@@ -181,7 +181,17 @@ export interface ValidateKeyResponse {
    * The state of the key's limits after this request (also on `RATE_LIMITED` and
    * `USAGE_EXCEEDED`, so callers can set Retry-After and quota headers).
    */
-  limits: LimitState | undefined;
+  limits:
+    | LimitState
+    | undefined;
+  /**
+   * True when the key was replaced by rotation and is inside its grace period: it still
+   * validates, but callers should move their clients to the successor before `grace_end_time`.
+   */
+  superseded: boolean;
+  /** Set when `superseded`: the successor's key id and the end of the grace period. */
+  successorKeyId: string;
+  graceEndTime: Date | undefined;
 }
 
 export interface ValidateKeyResponse_MetadataEntry {
@@ -397,6 +407,9 @@ function createBaseValidateKeyResponse(): ValidateKeyResponse {
     expireTime: undefined,
     hint: "",
     limits: undefined,
+    superseded: false,
+    successorKeyId: "",
+    graceEndTime: undefined,
   };
 }
 
@@ -434,6 +447,15 @@ export const ValidateKeyResponse: MessageFns<ValidateKeyResponse> = {
     }
     if (message.limits !== undefined) {
       LimitState.encode(message.limits, writer.uint32(90).fork()).join();
+    }
+    if (message.superseded !== false) {
+      writer.uint32(96).bool(message.superseded);
+    }
+    if (message.successorKeyId !== "") {
+      writer.uint32(106).string(message.successorKeyId);
+    }
+    if (message.graceEndTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.graceEndTime), writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -542,6 +564,30 @@ export const ValidateKeyResponse: MessageFns<ValidateKeyResponse> = {
             message.limits = LimitState.decode(reader, reader.uint32());
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.superseded = reader.bool();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.successorKeyId = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.graceEndTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -588,6 +634,17 @@ export const ValidateKeyResponse: MessageFns<ValidateKeyResponse> = {
         : undefined,
       hint: isSet(object.hint) ? globalThis.String(object.hint) : "",
       limits: isSet(object.limits) ? LimitState.fromJSON(object.limits) : undefined,
+      superseded: isSet(object.superseded) ? globalThis.Boolean(object.superseded) : false,
+      successorKeyId: isSet(object.successorKeyId)
+        ? globalThis.String(object.successorKeyId)
+        : isSet(object.successor_key_id)
+        ? globalThis.String(object.successor_key_id)
+        : "",
+      graceEndTime: isSet(object.graceEndTime)
+        ? fromJsonTimestamp(object.graceEndTime)
+        : isSet(object.grace_end_time)
+        ? fromJsonTimestamp(object.grace_end_time)
+        : undefined,
     };
   },
 
@@ -632,6 +689,15 @@ export const ValidateKeyResponse: MessageFns<ValidateKeyResponse> = {
     if (message.limits !== undefined) {
       obj.limits = LimitState.toJSON(message.limits);
     }
+    if (message.superseded !== false) {
+      obj.superseded = message.superseded;
+    }
+    if (message.successorKeyId !== "") {
+      obj.successorKeyId = message.successorKeyId;
+    }
+    if (message.graceEndTime !== undefined) {
+      obj.graceEndTime = message.graceEndTime.toISOString();
+    }
     return obj;
   },
 
@@ -661,6 +727,9 @@ export const ValidateKeyResponse: MessageFns<ValidateKeyResponse> = {
     message.limits = (object.limits !== undefined && object.limits !== null)
       ? LimitState.fromPartial(object.limits)
       : undefined;
+    message.superseded = object.superseded ?? false;
+    message.successorKeyId = object.successorKeyId ?? "";
+    message.graceEndTime = object.graceEndTime ?? undefined;
     return message;
   },
 };

@@ -9,6 +9,55 @@ import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Duration } from "../../google/protobuf/duration.pb";
 import { Timestamp } from "../../google/protobuf/timestamp.pb";
 
+export enum RotationStrategy {
+  ROTATION_STRATEGY_UNSPECIFIED = 0,
+  /**
+   * ROTATION_STRATEGY_NOTIFY - `key.rotation_due` is emitted `notice` before `max_age`; at `max_age` the key expires
+   * unless it was rotated.
+   */
+  ROTATION_STRATEGY_NOTIFY = 1,
+  /**
+   * ROTATION_STRATEGY_AUTO - At `max_age` keyward rotates the key itself. The old key keeps validating for
+   * `grace_period`; the successor's secret is sealed (AES-256-GCM under the configured
+   * key-encryption key) until an admin claims it once with `ClaimRotatedSecret`. Refused when
+   * no key-encryption key is configured.
+   */
+  ROTATION_STRATEGY_AUTO = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function rotationStrategyFromJSON(object: any): RotationStrategy {
+  switch (object) {
+    case 0:
+    case "ROTATION_STRATEGY_UNSPECIFIED":
+      return RotationStrategy.ROTATION_STRATEGY_UNSPECIFIED;
+    case 1:
+    case "ROTATION_STRATEGY_NOTIFY":
+      return RotationStrategy.ROTATION_STRATEGY_NOTIFY;
+    case 2:
+    case "ROTATION_STRATEGY_AUTO":
+      return RotationStrategy.ROTATION_STRATEGY_AUTO;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RotationStrategy.UNRECOGNIZED;
+  }
+}
+
+export function rotationStrategyToJSON(object: RotationStrategy): string {
+  switch (object) {
+    case RotationStrategy.ROTATION_STRATEGY_UNSPECIFIED:
+      return "ROTATION_STRATEGY_UNSPECIFIED";
+    case RotationStrategy.ROTATION_STRATEGY_NOTIFY:
+      return "ROTATION_STRATEGY_NOTIFY";
+    case RotationStrategy.ROTATION_STRATEGY_AUTO:
+      return "ROTATION_STRATEGY_AUTO";
+    case RotationStrategy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum RefillPeriod {
   REFILL_PERIOD_UNSPECIFIED = 0,
   REFILL_PERIOD_DAILY = 1,
@@ -71,7 +120,7 @@ export interface Policy {
   maxLifetime:
     | Duration
     | undefined;
-  /** Maximum age before rotation; used by rotation strategies. Unset: none. */
+  /** Maximum age before rotation; what happens then is `rotation`'s strategy. Unset: none. */
   maxAge:
     | Duration
     | undefined;
@@ -92,7 +141,24 @@ export interface Policy {
   /** Output only: whether this is its service's default policy. */
   serviceDefault: boolean;
   createTime: Date | undefined;
-  updateTime: Date | undefined;
+  updateTime:
+    | Date
+    | undefined;
+  /** What happens to keys at `max_age` (which it needs). Unset: nothing automatic. */
+  rotation: RotationRule | undefined;
+}
+
+export interface RotationRule {
+  strategy: RotationStrategy;
+  /** `NOTIFY`: how long before `max_age` to emit `key.rotation_due`. Unset: at `max_age`. */
+  notice:
+    | Duration
+    | undefined;
+  /**
+   * `AUTO`: the grace period of rotated keys (at most 90 days). Unset: the server's
+   * `KEYWARD_ROTATION_GRACE_PERIOD`.
+   */
+  gracePeriod: Duration | undefined;
 }
 
 /** Local wall-clock hours on some days. `end` is exclusive; windows do not cross midnight (use two). */
@@ -150,6 +216,7 @@ function createBasePolicy(): Policy {
     serviceDefault: false,
     createTime: undefined,
     updateTime: undefined,
+    rotation: undefined,
   };
 }
 
@@ -202,6 +269,9 @@ export const Policy: MessageFns<Policy> = {
     }
     if (message.updateTime !== undefined) {
       Timestamp.encode(toTimestamp(message.updateTime), writer.uint32(130).fork()).join();
+    }
+    if (message.rotation !== undefined) {
+      RotationRule.encode(message.rotation, writer.uint32(138).fork()).join();
     }
     return writer;
   },
@@ -347,6 +417,14 @@ export const Policy: MessageFns<Policy> = {
             message.updateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.rotation = RotationRule.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -425,6 +503,7 @@ export const Policy: MessageFns<Policy> = {
         : isSet(object.update_time)
         ? fromJsonTimestamp(object.update_time)
         : undefined,
+      rotation: isSet(object.rotation) ? RotationRule.fromJSON(object.rotation) : undefined,
     };
   },
 
@@ -478,6 +557,9 @@ export const Policy: MessageFns<Policy> = {
     if (message.updateTime !== undefined) {
       obj.updateTime = message.updateTime.toISOString();
     }
+    if (message.rotation !== undefined) {
+      obj.rotation = RotationRule.toJSON(message.rotation);
+    }
     return obj;
   },
 
@@ -508,6 +590,118 @@ export const Policy: MessageFns<Policy> = {
     message.serviceDefault = object.serviceDefault ?? false;
     message.createTime = object.createTime ?? undefined;
     message.updateTime = object.updateTime ?? undefined;
+    message.rotation = (object.rotation !== undefined && object.rotation !== null)
+      ? RotationRule.fromPartial(object.rotation)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRotationRule(): RotationRule {
+  return { strategy: 0, notice: undefined, gracePeriod: undefined };
+}
+
+export const RotationRule: MessageFns<RotationRule> = {
+  encode(message: RotationRule, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.strategy !== 0) {
+      writer.uint32(8).int32(message.strategy);
+    }
+    if (message.notice !== undefined) {
+      Duration.encode(message.notice, writer.uint32(18).fork()).join();
+    }
+    if (message.gracePeriod !== undefined) {
+      Duration.encode(message.gracePeriod, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotationRule {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotationRule();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.strategy = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.notice = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.gracePeriod = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotationRule {
+    return {
+      strategy: isSet(object.strategy) ? rotationStrategyFromJSON(object.strategy) : 0,
+      notice: isSet(object.notice) ? Duration.fromJSON(object.notice) : undefined,
+      gracePeriod: isSet(object.gracePeriod)
+        ? Duration.fromJSON(object.gracePeriod)
+        : isSet(object.grace_period)
+        ? Duration.fromJSON(object.grace_period)
+        : undefined,
+    };
+  },
+
+  toJSON(message: RotationRule): unknown {
+    const obj: any = {};
+    if (message.strategy !== 0) {
+      obj.strategy = rotationStrategyToJSON(message.strategy);
+    }
+    if (message.notice !== undefined) {
+      obj.notice = Duration.toJSON(message.notice);
+    }
+    if (message.gracePeriod !== undefined) {
+      obj.gracePeriod = Duration.toJSON(message.gracePeriod);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotationRule>, I>>(base?: I): RotationRule {
+    return RotationRule.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotationRule>, I>>(object: I): RotationRule {
+    const message = createBaseRotationRule();
+    message.strategy = object.strategy ?? 0;
+    message.notice = (object.notice !== undefined && object.notice !== null)
+      ? Duration.fromPartial(object.notice)
+      : undefined;
+    message.gracePeriod = (object.gracePeriod !== undefined && object.gracePeriod !== null)
+      ? Duration.fromPartial(object.gracePeriod)
+      : undefined;
     return message;
   },
 };
