@@ -14,12 +14,14 @@ import type {
   ValidateKeyStreamResponse,
 } from '../../gen/keyward/v1/key_service.pb';
 import type { Logger } from '../../logger';
-import { toValidateKeyResponse } from '../../codec/proto-mapping';
+import { EncodedAnswers } from './encoded-answers';
 import { isInternal, toServiceError } from './status';
 
 export interface KeyServiceOptions {
   validator: KeyValidator;
   logger: Logger;
+  /** Where VALID answers are pre-encoded once per record (a private one when omitted). */
+  answers?: EncodedAnswers;
 }
 
 function toInput(req: ValidateKeyRequest): ValidateInput {
@@ -32,8 +34,13 @@ function toInput(req: ValidateKeyRequest): ValidateInput {
   };
 }
 
-/** `keyward.v1.KeyService`: the hot path. A cache hit answers without creating a promise. */
-export function createKeyService({ validator, logger }: KeyServiceOptions): KeyServiceServer {
+/**
+ * `keyward.v1.KeyService`: the hot path. A cache hit answers without creating a promise, and a
+ * VALID answer is encoded once per record; register it with `KeyServiceDefinition`, whose
+ * serializers write those bytes (the generated definition encodes the same answers again).
+ */
+export function createKeyService({ validator, logger, answers = new EncodedAnswers() }: KeyServiceOptions): KeyServiceServer {
+  const toAnswer = (d: Decision) => answers.answer(d);
   const fail = (callback: sendUnaryData<never>, err: unknown) => {
     if (isInternal(err)) logger.error({ err }, 'validation failed');
     callback(toServiceError(err), null);
@@ -48,9 +55,9 @@ export function createKeyService({ validator, logger }: KeyServiceOptions): KeyS
         return fail(callback, err);
       }
       if (result instanceof Promise) {
-        result.then((d) => callback(null, toValidateKeyResponse(d)), (err) => fail(callback, err));
+        result.then((d) => callback(null, toAnswer(d)), (err) => fail(callback, err));
       } else {
-        callback(null, toValidateKeyResponse(result));
+        callback(null, toAnswer(result));
       }
     },
 
@@ -76,7 +83,7 @@ export function createKeyService({ validator, logger }: KeyServiceOptions): KeyS
             }
           }),
         ).then(
-          (decisions) => callback(null, { responses: decisions.map(toValidateKeyResponse) }),
+          (decisions) => callback(null, { responses: decisions.map(toAnswer) }),
           (err) => fail(callback, err),
         );
       } catch (err) {
@@ -113,7 +120,7 @@ export function createKeyService({ validator, logger }: KeyServiceOptions): KeyS
           inflight++;
           result
             .then(
-              (d) => send({ id, response: toValidateKeyResponse(d), error: undefined }),
+              (d) => send({ id, response: toAnswer(d), error: undefined }),
               (err) => answerError(id, err),
             )
             .finally(() => {
@@ -121,7 +128,7 @@ export function createKeyService({ validator, logger }: KeyServiceOptions): KeyS
               finish();
             });
         } else {
-          send({ id, response: toValidateKeyResponse(result), error: undefined });
+          send({ id, response: toAnswer(result), error: undefined });
         }
       });
       call.on('end', () => {

@@ -2,11 +2,12 @@ import { lstatSync, unlinkSync } from 'node:fs';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
 import { KeyAdminServiceService, type KeyAdminServiceServer } from '../../gen/keyward/v1/key_admin_service.pb';
-import { KeyServiceService, type KeyServiceServer } from '../../gen/keyward/v1/key_service.pb';
+import type { KeyServiceServer } from '../../gen/keyward/v1/key_service.pb';
 import type { Logger } from '../../logger';
 import { measureAdminService } from '../../observability/admin-metrics';
 import { traceService } from '../../observability/grpc-server-spans';
 import type { Metrics } from '../../observability/metrics';
+import { KeyServiceDefinition } from './key-service-definition';
 import { createReflectionService } from './reflection';
 
 export interface GrpcServersOptions {
@@ -36,7 +37,7 @@ export class GrpcServers {
   constructor(opts: GrpcServersOptions) {
     this.logger = opts.logger;
     // SERVER spans when tracing is on (the services as they are otherwise); health and reflection untraced
-    this.main.addService(KeyServiceService, traceService(opts.keyService, KeyServiceService));
+    this.main.addService(KeyServiceDefinition, traceService(opts.keyService, KeyServiceDefinition));
     const admin = opts.metrics ? measureAdminService(opts.keyAdminService, KeyAdminServiceService, opts.metrics) : opts.keyAdminService;
     this.main.addService(KeyAdminServiceService, traceService(admin, KeyAdminServiceService));
     createReflectionService().addToServer(this.main);
