@@ -1,12 +1,13 @@
+import { limitsIdOf } from '../domain/key-record';
 import type { Clock } from '../domain/clock';
 import { checkClientIp, checkCost, checkScopes, checkService } from '../domain/input-rules';
-import { parseKey } from '../domain/key-format';
+import { MAX_KEY_LENGTH, parseKey } from '../domain/key-format';
 import { hashKey } from '../domain/key-hash';
 import { effectiveCredits } from '../domain/policy-evaluation';
 import { decide, type Decision, type ValidationEntry } from '../domain/validation';
 import { withSpan } from '../observability/span-helpers';
 import type { Limiter } from '../ports/limiter';
-import type { ValidationSource } from '../ports/validation-source';
+import { MISS, type ValidationSource } from '../ports/validation-source';
 import type { PolicyResolver, Resolved } from './policy-resolver';
 
 export interface ValidateInput {
@@ -80,14 +81,21 @@ export class KeyValidator {
   }
 
   /**
-   * Validates a checked request: parse, look up (cache), resolve the policy (cache), decide the
-   * local rules, then ask the limiter only when the key has rate limits or credits. Each step
-   * answers synchronously when it can, so a cached key with local rules creates no promise.
+   * Validates a checked request: parse (skipped for a key the cache has already seen), look up
+   * (cache), resolve the policy (cache), decide the local rules, then ask the limiter only when
+   * the key has rate limits or credits. Each step answers synchronously when it can, so a cached
+   * key with local rules creates no promise.
    */
   validate(input: CheckedValidateInput): Decision | Promise<Decision> {
-    const parsed = parseKey(input.key);
-    if (parsed === null) return MALFORMED;
-    const found = this.source.lookup(hashKey(input.key));
+    const key = input.key;
+    // parseKey's first checks, before hashing: long input costs nothing to reject
+    if (typeof key !== 'string' || key.length > MAX_KEY_LENGTH) return MALFORMED;
+    const hash = hashKey(key);
+    // a hit is a key a lookup was asked for, so well-formed: no need to parse it again
+    const hit = this.source.peek === undefined ? MISS : this.source.peek(hash);
+    if (hit !== MISS) return this.withPolicy(hit, input);
+    if (parseKey(key) === null) return MALFORMED;
+    const found = this.source.lookup(hash);
     if (found instanceof Promise) return found.then((entry) => this.withPolicy(entry, input));
     return this.withPolicy(found, input);
   }
@@ -117,7 +125,7 @@ export class KeyValidator {
     const limiter = this.limiter;
     return withSpan('keyward.limits.check', undefined, (span) => {
       span?.setAttribute('keyward.key.id', record.id);
-      return limiter.check({ keyId: record.id, cost: input.cost, rateLimits, credits, now });
+      return limiter.check({ keyId: limitsIdOf(record), cost: input.cost, rateLimits, credits, now });
     }).then((r) => {
       const limits = { creditsRemaining: r.creditsRemaining, rateLimits: r.rateLimits };
       if (r.allowed) return this.finish({ ...decision, limits }, input, now);

@@ -5,7 +5,7 @@ import { StoreUnavailableError } from '../../domain/errors';
 import type { KeyRecord } from '../../domain/key-record';
 import { toValidationEntry, type ValidationEntry } from '../../domain/validation';
 import { recordingActiveSpan, tracingEnabled, withSpan } from '../../observability/span-helpers';
-import type { ValidationSource } from '../../ports/validation-source';
+import { MISS, type ValidationSource } from '../../ports/validation-source';
 
 export interface ValidationCacheOptions {
   /** Reads one record by key hash from the store of record. */
@@ -32,6 +32,11 @@ interface Item {
   readonly freshUntil: number;
   /** After this the item may not be served at all (fresh + maximum staleness for found keys). */
   readonly usableUntil: number;
+  /**
+   * `lookup` was asked for this hash (so its key is well-formed): `peek` may answer it. False
+   * for a record `put` by an admin write until a lookup finds it.
+   */
+  looked: boolean;
 }
 
 export interface CacheStats {
@@ -76,6 +81,7 @@ export class ValidationCache implements ValidationSource {
     const item = this.lru.get(hash);
     if (item !== undefined && this.opts.clock.now() < item.freshUntil) {
       this.stats.hits++;
+      item.looked = true;
       // tracing: a hit is an attribute of the caller's span, a miss a span of its own (below)
       if (tracingEnabled()) annotate(recordingActiveSpan(), 'hit', item.entry);
       return item.entry;
@@ -93,6 +99,18 @@ export class ValidationCache implements ValidationSource {
     });
   }
 
+  /**
+   * A fresh hit for a hash `lookup` was asked for, counted as a hit; `MISS` otherwise, and
+   * always while tracing is on, so that traced lookups keep their span attributes and spans.
+   */
+  peek(hash: string): ValidationEntry | undefined | typeof MISS {
+    if (tracingEnabled()) return MISS;
+    const item = this.lru.get(hash);
+    if (item === undefined || !item.looked || this.opts.clock.now() >= item.freshUntil) return MISS;
+    this.stats.hits++;
+    return item.entry;
+  }
+
   /** Drops a key's entry; an in-flight read for it will not be cached. */
   invalidate(hash: string): void {
     this.lru.delete(hash);
@@ -108,7 +126,7 @@ export class ValidationCache implements ValidationSource {
   /** Replaces a key's entry with a record known to be current (e.g. just written by this sidecar). */
   put(record: KeyRecord): void {
     this.inflight.delete(record.hash);
-    this.store(record.hash, toValidationEntry(record));
+    this.store(record.hash, toValidationEntry(record), false);
   }
 
   clear(): void {
@@ -123,7 +141,7 @@ export class ValidationCache implements ValidationSource {
         const entry = record && toValidationEntry(record);
         if (this.inflight.get(hash) === promise) {
           this.inflight.delete(hash);
-          this.store(hash, entry);
+          this.store(hash, entry, true);
         }
         return entry;
       },
@@ -143,11 +161,11 @@ export class ValidationCache implements ValidationSource {
     return promise;
   }
 
-  private store(hash: string, entry: ValidationEntry | undefined): void {
+  private store(hash: string, entry: ValidationEntry | undefined, looked: boolean): void {
     const now = this.opts.clock.now();
     const ttl = entry ? this.opts.ttlMs : this.opts.negativeTtlMs;
     const usableUntil = entry ? now + ttl + this.opts.maxStalenessMs : now + ttl;
-    this.lru.set(hash, { entry, freshUntil: now + ttl, usableUntil });
+    this.lru.set(hash, { entry, freshUntil: now + ttl, usableUntil, looked });
     if (entry) this.hashById.set(entry.record.id, hash);
   }
 }

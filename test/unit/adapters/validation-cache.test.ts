@@ -2,6 +2,9 @@ import { ValidationCache } from '../../../src/adapters/cache/validation-cache';
 import { ManualClock } from '../../../src/domain/clock';
 import { StoreUnavailableError } from '../../../src/domain/errors';
 import type { KeyRecord } from '../../../src/domain/key-record';
+import { setTracer } from '../../../src/observability/span-helpers';
+import { MISS } from '../../../src/ports/validation-source';
+import { trace } from '@opentelemetry/api';
 
 function record(hash: string, over: Partial<KeyRecord> = {}): KeyRecord {
   return {
@@ -209,5 +212,68 @@ describe('ValidationCache invalidation by key id', () => {
     await cache.lookup('h2'); // evicts h1
     cache.invalidateId(record('h1').id); // must not touch h2
     expect(cache.lookup('h2')).not.toBeInstanceOf(Promise);
+  });
+});
+
+describe('ValidationCache.peek', () => {
+  test('answers a fresh entry that a lookup was asked for, counted as a hit, without a read', async () => {
+    const { loader, cache } = setup();
+    loader.records.set('h1', record('h1'));
+    expect(cache.peek('h1')).toBe(MISS); // never looked up
+    expect(cache.stats).toMatchObject({ hits: 0, misses: 0 });
+    await cache.lookup('h1');
+    const hit = cache.peek('h1');
+    expect(hit).not.toBe(MISS);
+    expect((hit as { record: KeyRecord }).record.hash).toBe('h1');
+    expect(cache.stats).toMatchObject({ hits: 1, misses: 1 });
+    expect(loader.calls).toEqual(['h1']);
+  });
+
+  test('answers a remembered unknown key as undefined, like lookup', async () => {
+    const { cache } = setup();
+    expect(await cache.lookup('unknown')).toBeUndefined();
+    expect(cache.peek('unknown')).toBeUndefined();
+  });
+
+  test('misses once the entry is no longer fresh (lookup then reads the store)', async () => {
+    const { clock, loader, cache } = setup();
+    loader.records.set('h1', record('h1'));
+    await cache.lookup('h1');
+    clock.advance(10_000);
+    expect(cache.peek('h1')).toBe(MISS);
+    expect(cache.stats.hits).toBe(0);
+    expect(cache.lookup('h1')).toBeInstanceOf(Promise);
+  });
+
+  test('misses for a record put by an admin write until a lookup has found it', () => {
+    const { cache } = setup();
+    cache.put(record('h1'));
+    expect(cache.peek('h1')).toBe(MISS);
+    expect(cache.lookup('h1')).not.toBeInstanceOf(Promise); // the put record, fresh
+    expect(cache.peek('h1')).not.toBe(MISS);
+  });
+
+  test('misses after an invalidation or a clear', async () => {
+    const { loader, cache } = setup();
+    loader.records.set('h1', record('h1'));
+    await cache.lookup('h1');
+    cache.invalidate('h1');
+    expect(cache.peek('h1')).toBe(MISS);
+    await cache.lookup('h1');
+    cache.clear();
+    expect(cache.peek('h1')).toBe(MISS);
+  });
+
+  test('always misses while tracing is on, so traced lookups keep their span attributes', async () => {
+    const { loader, cache } = setup();
+    loader.records.set('h1', record('h1'));
+    await cache.lookup('h1');
+    setTracer(trace.getTracer('test'));
+    try {
+      expect(cache.peek('h1')).toBe(MISS);
+    } finally {
+      setTracer(undefined);
+    }
+    expect(cache.peek('h1')).not.toBe(MISS);
   });
 });

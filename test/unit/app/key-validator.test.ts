@@ -1,12 +1,13 @@
 import fc from 'fast-check';
+import { ValidationCache } from '../../../src/adapters/cache/validation-cache';
 import { KeyValidator, type UsageRecorder, type ValidateInput } from '../../../src/app/key-validator';
 import { ManualClock } from '../../../src/domain/clock';
 import { InvalidArgumentError, StoreUnavailableError } from '../../../src/domain/errors';
-import { generateKey } from '../../../src/domain/key-format';
+import { generateKey, MAX_KEY_LENGTH } from '../../../src/domain/key-format';
 import { hashKey } from '../../../src/domain/key-hash';
 import type { KeyRecord } from '../../../src/domain/key-record';
 import { toValidationEntry, type Decision, type ValidationEntry } from '../../../src/domain/validation';
-import type { ValidationSource } from '../../../src/ports/validation-source';
+import { MISS, type ValidationSource } from '../../../src/ports/validation-source';
 import { seededBytes } from '../helpers/bytes';
 import { makeRecord } from '../helpers/records';
 
@@ -183,5 +184,87 @@ describe('KeyValidator.validate', () => {
       [record.id, T0],
       [record.id, T0 + 5],
     ]);
+  });
+});
+
+describe('KeyValidator.validate with a source that can peek', () => {
+  const key = generateKey('sk', seededBytes(11));
+  const record = makeRecord({ hash: hashKey(key), service: 'orders', scopes: ['orders:read'] });
+  const clock = new ManualClock(T0);
+
+  /** Peeks answer from `known`; lookups are counted and answer from the same map. */
+  function peekingSource(known: Map<string, KeyRecord>) {
+    const calls = { peeks: [] as string[], lookups: [] as string[] };
+    const source: ValidationSource = {
+      peek: (hash) => {
+        calls.peeks.push(hash);
+        const r = known.get(hash);
+        return r === undefined ? MISS : toValidationEntry(r);
+      },
+      lookup: (hash) => {
+        calls.lookups.push(hash);
+        const r = known.get(hash);
+        return r && toValidationEntry(r);
+      },
+    };
+    return { source, calls };
+  }
+
+  it('answers a peeked hit without a lookup', () => {
+    const { source, calls } = peekingSource(new Map([[record.hash, record]]));
+    const d = new KeyValidator({ source, clock }).validate(input({ key, requiredScopes: ['orders:read'] })) as Decision;
+    expect(d).toMatchObject({ code: 'VALID', record });
+    expect(calls).toEqual({ peeks: [record.hash], lookups: [] });
+  });
+
+  it('parses and looks up on a peek miss; a malformed key reaches no lookup', () => {
+    const { source, calls } = peekingSource(new Map());
+    const v = new KeyValidator({ source, clock });
+    expect((v.validate(input({ key })) as Decision).code).toBe('NOT_FOUND');
+    expect(calls.lookups).toEqual([record.hash]);
+    expect(v.validate(input({ key: 'sk_not_a_key' }))).toEqual({ code: 'MALFORMED', reason: 'bad_format_or_checksum' });
+    expect(calls.lookups).toEqual([record.hash]);
+  });
+
+  it('rejects a key longer than MAX_KEY_LENGTH before hashing or peeking', () => {
+    const { source, calls } = peekingSource(new Map());
+    const v = new KeyValidator({ source, clock });
+    expect(v.validate(input({ key: 'a'.repeat(MAX_KEY_LENGTH + 1) }))).toEqual({ code: 'MALFORMED', reason: 'bad_format_or_checksum' });
+    expect(calls).toEqual({ peeks: [], lookups: [] });
+  });
+
+  it('property: with the ValidationCache, every answer is the one a validator without peeking gives', async () => {
+    const keys = Array.from({ length: 4 }, (_, i) => generateKey('sk', seededBytes(100 + i)));
+    const records = new Map(keys.slice(0, 3).map((k, i) => [hashKey(k), makeRecord({ id: `key_${i}`, hash: hashKey(k), state: i === 2 ? 'disabled' : 'active' })]));
+    const malformed = ['', 'sk_short', `${keys[0].slice(0, -1)}!`, keys[1].toUpperCase(), 'x'.repeat(600)];
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('validate' as const), key: fc.constantFrom(...keys, ...malformed), scope: fc.constantFrom('', 'orders:read', 'x') }),
+      fc.record({ kind: fc.constant('put' as const), i: fc.integer({ min: 0, max: 2 }) }),
+      fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 4_000 }) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
+        const t = new ManualClock(T0);
+        const cacheOf = () =>
+          new ValidationCache({ load: async (h) => records.get(h), clock: t, maxEntries: 10, ttlMs: 3_000, negativeTtlMs: 1_000, maxStalenessMs: 0 });
+        const withPeek = cacheOf();
+        const withoutPeek = cacheOf();
+        const a = new KeyValidator({ source: withPeek, clock: t });
+        const b = new KeyValidator({ source: { lookup: (h) => withoutPeek.lookup(h) }, clock: t });
+        for (const o of ops) {
+          if (o.kind === 'advance') t.advance(o.ms);
+          else if (o.kind === 'put') {
+            const r = [...records.values()][o.i];
+            withPeek.put(r);
+            withoutPeek.put(r);
+          } else {
+            const req = input({ key: o.key, requiredScopes: o.scope ? [o.scope] : [] });
+            expect(await a.validate(req)).toEqual(await b.validate(req));
+          }
+        }
+        expect(withPeek.stats).toEqual(withoutPeek.stats);
+      }),
+      { numRuns: 200 },
+    );
   });
 });

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { createHash } from 'node:crypto';
 import { hashKey } from '../../../src/domain/key-hash';
 
 describe('hashKey', () => {
@@ -29,6 +30,17 @@ describe('hashKey', () => {
         expect(hashKey(a)).not.toBe(hashKey(b));
       }),
       { numRuns: 200 },
+    );
+  });
+
+  it('is the digest createHash gives for any string, lone surrogates included', () => {
+    const lone = ['\ud800', 'a\udfffb', 'sk_\ud83d'];
+    for (const s of lone) expect(hashKey(s)).toBe(createHash('sha256').update(s, 'utf8').digest('hex'));
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (s) => {
+        expect(hashKey(s)).toBe(createHash('sha256').update(s, 'utf8').digest('hex'));
+      }),
+      { numRuns: 300 },
     );
   });
 });
