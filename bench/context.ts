@@ -27,6 +27,11 @@ export function validationRequest(secret: string, service: string): ValidateKeyR
 
 /** Creates one key through keyward's admin API with the bootstrap token; returns its secret. */
 export async function createKey(kw: KeywardProcess, service: string): Promise<string> {
+  return (await createKeyWithId(kw, service)).secret;
+}
+
+/** Creates one key (as createKey) and returns its id too. */
+export async function createKeyWithId(kw: KeywardProcess, service: string): Promise<{ id: string; secret: string }> {
   const res = await unary(
     kw.admin.createKey,
     kw.admin,
@@ -39,7 +44,7 @@ export async function createKey(kw: KeywardProcess, service: string): Promise<st
     }),
     kw.root,
   );
-  return res.secret;
+  return { id: res.key!.id, secret: res.secret };
 }
 
 /**

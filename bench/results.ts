@@ -1,5 +1,4 @@
 import type { MachineInfo } from './machine';
-import type { ListLatency } from './list-keys';
 import type { ProfileSummary } from './profile-summary';
 
 /** Everything one bench run measured; written to docs/benchmarks.json and rendered into docs/BENCHMARKS.md. */
@@ -16,6 +15,8 @@ export interface BenchSettings {
   /** Messages per HTTP/2 stream in the h2load-driven streaming measurement. */
   h2loadStreamMessages: number;
   maxKeys: number;
+  /** Keys revoked one after another in the revocation propagation scenario. */
+  revokeKeys: number;
 }
 
 /** One throughput measurement of a server under h2load. */
@@ -32,8 +33,9 @@ export interface ThroughputRun {
   dataBytesPerRequest: number;
   expectedResponseBytes: number;
   serverCores: number;
-  /** redis-server's cores, when the server reads Redis on every call. */
-  redisCores?: number;
+  /** A helper process's cores (redis-server when the server reads Redis on every call, the OTLP sink). */
+  helperName?: string;
+  helperCores?: number;
   h2loadCores: number;
   /** Cores busy machine-wide minus server, redis and load generator: other processes. */
   otherCores: number;
@@ -81,6 +83,8 @@ export interface LoadStage {
 }
 
 export interface TargetResult {
+  /** The scenario that measured it. */
+  scenario: string;
   id: string;
   description: string;
   target: string;
@@ -90,30 +94,16 @@ export interface TargetResult {
 
 export interface BenchResults {
   date: string;
-  machine: MachineInfo & { h2load: string; redis: string; grpcJs: string };
+  machine: MachineInfo & { h2load: string; redis: string; natsServer: string; grpcJs: string };
   settings: BenchSettings;
   /** Busy cores machine-wide just before the bench started (other workloads). */
   backgroundCores: number;
-  unary: {
-    floor: ThroughputRun;
-    cached: ThroughputRun;
-    cacheOff: ThroughputRun;
-    floorLatency: LatencyRun;
-    latency: LatencyRun;
-  };
-  stream: {
-    node: { floor: StreamRun; keyward: StreamRun };
-    h2load: { floor: StreamRun; keyward: StreamRun };
-  };
-  list: ListLatency[];
-  loads: LoadStage[];
-  rss: {
-    idleEmbeddedMiB: number;
-    idleRedisMiB: number;
-    cachedKeys: number;
-    cachedMiB: number;
-    redisRssAtMaxKeysMiB?: number;
-  };
+  /** The scenarios run, in order: every one, or those BENCH_ONLY named. */
+  scenarios: string[];
+  /** Each scenario's results by scenario name (types in the scenario modules). */
+  results: Record<string, unknown>;
+  /** Seconds each scenario took. */
+  seconds: Record<string, number>;
   targets: TargetResult[];
   profiles: Record<string, ProfileSummary>;
   totalSeconds: number;

@@ -1,26 +1,49 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { startRedis } from '../test/support/redis-server';
 import { OUT_DIR, type BenchContext } from './context';
+import { eventsOverheadScenario } from './events-overhead-bench';
 import { findH2load, h2loadVersion } from './h2load';
 import { machineInfo, waitForQuiet } from './machine';
+import { policyScenario } from './policy-bench';
 import { profileScenario, type ProfileScenario } from './profiling';
 import { installCleanup, killAll, ROOT } from './processes';
-import { startRedis } from './redis-server';
 import { evaluateTargets, writeReport } from './report';
 import type { BenchResults, BenchSettings } from './results';
-import { benchStore } from './store-bench';
-import { benchStream } from './stream-bench';
-import { benchUnary } from './unary-bench';
+import { revocationScenario } from './revocation-bench';
+import type { AnyScenario } from './scenario';
+import { storeScenario } from './store-bench';
+import { streamScenario } from './stream-bench';
+import { tracingScenario } from './tracing-bench';
+import { unaryScenario } from './unary-bench';
 
 /**
  * `npm run bench`: keyward's performance against bare grpc-js floors, on loopback only.
  * Every server runs in its own process; see docs/BENCHMARKS.md for the method and results.
  *
- * Settings (environment): BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2), BENCH_REPS (2),
- * BENCH_CLIENTS / BENCH_STREAMS (h2load -c / -m), BENCH_STREAM_CLIENTS, BENCH_STREAM_WINDOW,
- * BENCH_STREAM_MESSAGES, BENCH_MAX_KEYS (1000000), BENCH_QUIET_WAIT (s, 20), BENCH_MAX_ATTEMPTS (2), BENCH_PROFILE (1: profile every scenario,
- * 0: never; default: only those whose target was missed).
+ * Settings (environment): BENCH_ONLY (comma-separated scenario names; default all),
+ * BENCH_DURATION (s, default 10), BENCH_WARMUP (s, 2), BENCH_REPS (2), BENCH_CLIENTS /
+ * BENCH_STREAMS (h2load -c / -m), BENCH_STREAM_CLIENTS, BENCH_STREAM_WINDOW,
+ * BENCH_STREAM_MESSAGES, BENCH_MAX_KEYS (1000000), BENCH_REVOKE_KEYS (200), BENCH_QUIET_WAIT
+ * (s, 20), BENCH_MAX_ATTEMPTS (2), BENCH_PROFILE (1: profile every scenario, 0: never;
+ * default: only those whose target was missed).
  */
+
+/**
+ * Every scenario, in the order a full run takes them. `store` comes last: it loads 1M keys into
+ * the shared redis-server, which would weigh on the scenarios after it.
+ */
+const SCENARIOS: readonly AnyScenario[] = [
+  unaryScenario,
+  streamScenario,
+  policyScenario,
+  tracingScenario,
+  eventsOverheadScenario,
+  revocationScenario,
+  storeScenario,
+];
+
 function settingsFromEnv(): BenchSettings {
   const num = (name: string, fallback: number): number => {
     const v = process.env[name];
@@ -39,7 +62,27 @@ function settingsFromEnv(): BenchSettings {
     streamWindow: num('BENCH_STREAM_WINDOW', 512),
     h2loadStreamMessages: num('BENCH_STREAM_MESSAGES', 100),
     maxKeys: num('BENCH_MAX_KEYS', 1_000_000),
+    revokeKeys: num('BENCH_REVOKE_KEYS', 200),
   };
+}
+
+/** The scenarios BENCH_ONLY names (in run order), or all of them. */
+function selectedScenarios(): { scenarios: readonly AnyScenario[]; partial: boolean } {
+  const only = (process.env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (only.length === 0) return { scenarios: SCENARIOS, partial: false };
+  const known = SCENARIOS.map((s) => s.name);
+  const unknown = only.filter((n) => !known.includes(n));
+  if (unknown.length > 0) throw new Error(`BENCH_ONLY: unknown scenario(s) ${unknown.join(', ')}; known: ${known.join(', ')}`);
+  const scenarios = SCENARIOS.filter((s) => only.includes(s.name));
+  return { scenarios, partial: scenarios.length < SCENARIOS.length };
+}
+
+function version(command: string, args: string[], pattern: RegExp): string {
+  try {
+    return pattern.exec(execFileSync(command, args, { encoding: 'utf8' }))?.[1] ?? 'unknown';
+  } catch {
+    return 'not installed';
+  }
 }
 
 async function main(): Promise<void> {
@@ -51,6 +94,7 @@ async function main(): Promise<void> {
     );
     process.exit(1);
   }
+  const { scenarios, partial } = selectedScenarios();
   installCleanup();
   const started = performance.now();
   const settings = settingsFromEnv();
@@ -62,6 +106,7 @@ async function main(): Promise<void> {
   };
   const machine = machineInfo();
   log(`keyward bench: ${machine.nproc} cores (${machine.cpuModel}), node ${machine.node}, ${h2loadVersion(h2load)}`);
+  log(`scenarios: ${scenarios.map((s) => s.name).join(', ')}${partial ? ' (BENCH_ONLY: a partial run, reported in bench/out/ only)' : ''}`);
   log(`settings: ${JSON.stringify(settings)}`);
   const quiet = await waitForQuiet();
   if (quiet.busyCores > 0.3) log(`warning: the machine is busy (${quiet.busyCores.toFixed(2)} cores used by other processes); numbers will be low and noisy`);
@@ -69,46 +114,50 @@ async function main(): Promise<void> {
   const redis = await startRedis();
   const ctx: BenchContext = { settings, h2load, redisUrl: redis.url, redisPid: redis.pid, outDir: OUT_DIR, log };
   try {
-    const unary = await benchUnary(ctx);
-    const stream = await benchStream(ctx);
-    const store = await benchStore(ctx);
     const grpcJs = (JSON.parse(readFileSync(join(ROOT, 'node_modules/@grpc/grpc-js/package.json'), 'utf8')) as { version: string }).version;
     const results: BenchResults = {
       date: new Date().toISOString(),
-      machine: { ...machine, h2load: h2loadVersion(h2load), redis: redis.version, grpcJs },
+      machine: {
+        ...machine,
+        h2load: h2loadVersion(h2load),
+        redis: version('redis-server', ['--version'], /v=(\S+)/),
+        natsServer: version(process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server', ['--version'], /v?(\d+\.\d+\.\d+\S*)/),
+        grpcJs,
+      },
       settings,
       backgroundCores: quiet.busyCores,
-      unary: { floor: unary.floor, cached: unary.cached, cacheOff: unary.cacheOff, floorLatency: unary.floorLatency, latency: unary.latency },
-      stream,
-      list: store.list,
-      loads: store.loads,
-      rss: {
-        idleEmbeddedMiB: unary.idleEmbeddedMiB,
-        idleRedisMiB: store.idleRedisMiB,
-        cachedKeys: store.cachedKeys,
-        cachedMiB: store.cachedMiB,
-        redisRssAtMaxKeysMiB: store.redisRssAtMaxKeysMiB,
-      },
+      scenarios: scenarios.map((s) => s.name),
+      results: {},
+      seconds: {},
       targets: [],
       profiles: {},
       totalSeconds: 0,
     };
-    results.targets = evaluateTargets(results);
+    for (const scenario of scenarios) {
+      const t0 = performance.now();
+      log(`== ${scenario.name}: ${scenario.summary}`);
+      results.results[scenario.name] = await scenario.run(ctx);
+      results.seconds[scenario.name] = (performance.now() - t0) / 1000;
+      log(`== ${scenario.name} done in ${results.seconds[scenario.name].toFixed(0)} s`);
+    }
+    results.targets = evaluateTargets(scenarios, results);
 
     const profileMode = process.env.BENCH_PROFILE;
+    const ran = new Set(results.scenarios);
     const missed = new Set(results.targets.filter((t) => !t.pass).map((t) => t.id));
-    const scenarios: ProfileScenario[] = [];
+    const toProfile: ProfileScenario[] = [];
     if (profileMode !== '0') {
-      if (profileMode === '1' || missed.has('cached-throughput') || missed.has('latency-p99')) scenarios.push('cached');
-      if (profileMode === '1' || missed.has('cache-off-throughput')) scenarios.push('cache-off');
-      if (profileMode === '1' || [...missed].some((id) => id.startsWith('stream'))) scenarios.push('stream');
+      const all = profileMode === '1';
+      if (ran.has('unary') && (all || missed.has('cached-throughput') || missed.has('latency-p99'))) toProfile.push('cached');
+      if (ran.has('unary') && (all || missed.has('cache-off-throughput'))) toProfile.push('cache-off');
+      if (ran.has('stream') && (all || [...missed].some((id) => id.startsWith('stream')))) toProfile.push('stream');
     }
-    for (const s of scenarios) results.profiles[s] = await profileScenario(ctx, s);
+    for (const s of toProfile) results.profiles[s] = await profileScenario(ctx, s);
 
     results.totalSeconds = (performance.now() - started) / 1000;
-    const written = writeReport(results);
+    const written = writeReport(scenarios, results, { docs: !partial });
     log(`wrote ${written.join(', ')}`);
-    for (const t of results.targets) log(`${t.pass ? 'PASS' : 'FAIL'}  ${t.description}: ${t.value} (target ${t.target})`);
+    for (const t of results.targets) log(`${t.pass ? 'PASS' : 'FAIL'}  [${t.scenario}] ${t.description}: ${t.value} (target ${t.target})`);
     log(`done in ${results.totalSeconds.toFixed(0)} s`);
   } finally {
     await redis.stop();

@@ -24,6 +24,8 @@ export interface KeywardProcess extends ServerProcess {
   readonly admin: KeyAdminServiceClient;
   /** Metadata carrying the bootstrap admin token. */
   readonly root: Metadata;
+  /** host:port of its Prometheus /metrics listener. */
+  readonly metricsAddr?: string;
 }
 
 export const ADMIN_TOKEN = 'bench-bootstrap-admin-token-0123456789abcdef';
@@ -85,6 +87,50 @@ export async function startFloor(mode: 'unary' | 'stream'): Promise<ServerProces
   return { name, pid: child.pid!, addr, child, stop: () => stopChild(child) };
 }
 
+/**
+ * The OTLP/HTTP sink (see otlp-sink.ts): accepts POST /v1/traces, counts the spans and
+ * discards them; GET /stats answers what it got.
+ */
+export interface OtlpSink extends ServerProcess {
+  /** http://127.0.0.1:port, for OTEL_EXPORTER_OTLP_ENDPOINT. */
+  readonly endpoint: string;
+  stats(): Promise<OtlpSinkStats>;
+}
+
+export interface OtlpSinkStats {
+  requests: number;
+  spans: number;
+  bytes: number;
+  rejected: number;
+  /** Spans by name. */
+  names: Record<string, number>;
+}
+
+export async function startOtlpSink(): Promise<OtlpSink> {
+  const name = 'otlp-sink';
+  const { child, addr } = await spawnServer(
+    name,
+    process.execPath,
+    [join(BENCH_DIST, 'otlp-sink.js')],
+    { PATH: process.env.PATH ?? '' },
+    (l) => (typeof l.port === 'number' ? `127.0.0.1:${l.port}` : undefined),
+  );
+  const endpoint = `http://${addr}`;
+  return {
+    name,
+    pid: child.pid!,
+    addr,
+    child,
+    endpoint,
+    async stats() {
+      const res = await fetch(`${endpoint}/stats`);
+      if (!res.ok) throw new Error(`otlp-sink /stats answered ${res.status}`);
+      return (await res.json()) as OtlpSinkStats;
+    },
+    stop: () => stopChild(child),
+  };
+}
+
 export interface KeywardOptions {
   /** Extra KEYWARD_* settings. */
   env?: Record<string, string>;
@@ -116,10 +162,13 @@ export async function startKeyward(name: string, opts: KeywardOptions = {}): Pro
     ...(opts.nodeArgs ?? []),
   ];
   let started;
+  let metricsAddr: string | undefined;
   try {
-    started = await spawnServer(name, process.execPath, [...nodeArgs, opts.bin ?? KEYWARD_BIN, 'serve'], env, (l) =>
-      l.msg === 'keyward listening' && typeof l.grpcAddr === 'string' ? l.grpcAddr : undefined,
-    );
+    started = await spawnServer(name, process.execPath, [...nodeArgs, opts.bin ?? KEYWARD_BIN, 'serve'], env, (l) => {
+      if (l.msg !== 'keyward listening' || typeof l.grpcAddr !== 'string') return undefined;
+      if (typeof l.metricsAddr === 'string') metricsAddr = l.metricsAddr;
+      return l.grpcAddr;
+    });
   } catch (err) {
     rmSync(home, { recursive: true, force: true });
     throw err;
@@ -137,6 +186,7 @@ export async function startKeyward(name: string, opts: KeywardOptions = {}): Pro
     keys,
     admin,
     root,
+    metricsAddr,
     async stop() {
       keys.close();
       admin.close();

@@ -4,7 +4,9 @@ import { keyServicePb } from './dist-modules';
 import { KeyLoader } from './key-loader';
 import { measureListKeys, type ListLatency } from './list-keys';
 import { rssMiB, sleep } from './processes';
+import { f2, fmtKeys, int, MB, ratio } from './report-format';
 import type { LoadStage } from './results';
+import { defineScenario, targetList } from './scenario';
 import { startKeyward, unary, type KeywardProcess } from './server-processes';
 
 /**
@@ -94,3 +96,53 @@ async function validateAll(kw: KeywardProcess, secrets: string[]): Promise<void>
   };
   await worker();
 }
+
+export const storeScenario = defineScenario<StoreResults>({
+  name: 'store',
+  summary: 'ListKeys first and deep page at 10k, 100k and 1M keys in Redis; RSS idle and with 100k keys cached',
+  run: benchStore,
+  targets(r) {
+    const t = targetList();
+    const small = r.list[0];
+    const large = r.list[r.list.length - 1];
+    if (small && large && large !== small) {
+      const first = large.firstPageMedianMs / small.firstPageMedianMs;
+      const deep = large.deepPageMedianMs / small.deepPageMedianMs;
+      const label = `${fmtKeys(large.keys)} vs ${fmtKeys(small.keys)} keys`;
+      t.add('list-first', `ListKeys first page, ${label}`, '≤ 2×', ratio(first), first <= 2);
+      t.add('list-deep', `ListKeys deep page (after 90%), ${label}`, '≤ 2×', ratio(deep), deep <= 2);
+    }
+    const idleMB = r.idleRedisMiB / MB;
+    t.add('rss-idle', 'RSS idle (Redis store, after start)', '≤ 100 MB', `${idleMB.toFixed(1)} MB`, idleMB <= 100);
+    const cachedMB = r.cachedMiB / MB;
+    t.add('rss-cached', `RSS with ${fmtKeys(r.cachedKeys)} keys cached`, '≤ 200 MB', `${cachedMB.toFixed(1)} MB`, cachedMB <= 200);
+    return t.list;
+  },
+  render(r) {
+    const L: string[] = [];
+    L.push('### ListKeys (Redis store, page_size 100, median of sequential calls)');
+    L.push('');
+    L.push('| keys in the service | first page median | first page p99 | deep page median | deep page p99 | calls each |');
+    L.push('| --- | --- | --- | --- | --- | --- |');
+    for (const l of r.list) {
+      L.push(`| ${fmtKeys(l.keys)} | ${l.firstPageMedianMs.toFixed(2)} ms | ${l.firstPageP99Ms.toFixed(2)} ms | ${l.deepPageMedianMs.toFixed(2)} ms | ${l.deepPageP99Ms.toFixed(2)} ms | ${l.calls} |`);
+    }
+    L.push('');
+    L.push('Keys were loaded straight into Redis with `RedisKeyStore.create` (the same Lua script as the admin API; 512 concurrent creates on one auto-pipelined connection):');
+    L.push('');
+    L.push('| stage | keys added | time | keys/s |');
+    L.push('| --- | --- | --- | --- |');
+    for (const l of r.loads) L.push(`| ${fmtKeys(l.keys)} | ${int(l.added)} | ${l.seconds.toFixed(1)} s | ${int(l.perSec)} |`);
+    const total = r.loads.reduce((a, l) => a + l.seconds, 0);
+    L.push(`| total | ${int(r.loads.reduce((a, l) => a + l.added, 0))} | ${total.toFixed(1)} s | |`);
+    L.push('');
+    L.push('### Memory (VmRSS of the keyward process, Redis store)');
+    L.push('');
+    L.push('| state | RSS |');
+    L.push('| --- | --- |');
+    L.push(`| idle, 2 s after start | ${(r.idleRedisMiB / MB).toFixed(1)} MB (${f2(r.idleRedisMiB)} MiB) |`);
+    L.push(`| ${fmtKeys(r.cachedKeys)} keys cached | ${(r.cachedMiB / MB).toFixed(1)} MB (${f2(r.cachedMiB)} MiB) |`);
+    L.push(`| (redis-server with ${fmtKeys(r.loads[r.loads.length - 1]?.keys ?? 0)} keys, for reference) | ${(r.redisRssAtMaxKeysMiB / MB).toFixed(0)} MB |`);
+    return L;
+  },
+});

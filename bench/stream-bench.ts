@@ -4,7 +4,9 @@ import { keyServicePb } from './dist-modules';
 import { createKey, expectValid, STREAM_PATH, validationRequest, type BenchContext } from './context';
 import { grpcFrames, writeFrameFile } from './grpc-frame';
 import { SystemCpuMeter, waitForQuiet } from './machine';
+import { ratio, streamRow } from './report-format';
 import type { StreamRun } from './results';
+import { defineScenario, targetList } from './scenario';
 import { startFloor, startKeyward, type ServerProcess } from './server-processes';
 import { runStreamLoad } from './stream-load';
 import { measure, undisturbed } from './throughput';
@@ -146,3 +148,38 @@ function oneStreamAnswer(client: KeyServiceClient, msg: ValidateKeyStreamRequest
     call.write(msg);
   });
 }
+
+export const streamScenario = defineScenario<StreamResults>({
+  name: 'stream',
+  summary: 'ValidateKeyStream vs a bare grpc-js bidi echo floor, with Node client processes and with h2load',
+  run: benchStream,
+  targets(r, s) {
+    const t = targetList();
+    const node = r.node.keyward.messagesPerSec / r.node.floor.messagesPerSec;
+    t.add(
+      'stream-node',
+      `ValidateKeyStream vs streaming floor (${s.streamClients} Node client process${s.streamClients > 1 ? 'es' : ''})`,
+      '≥ 0.8×',
+      ratio(node),
+      node >= 0.8,
+    );
+    const h2 = r.h2load.keyward.messagesPerSec / r.h2load.floor.messagesPerSec;
+    t.add('stream-h2load', 'ValidateKeyStream vs streaming floor (h2load driver)', '≥ 0.8×', ratio(h2), h2 >= 0.8);
+    return t.list;
+  },
+  render(r, s) {
+    return [
+      '### ValidateKeyStream',
+      '',
+      `Node driver: ${s.streamClients} grpc-js client process${s.streamClients > 1 ? 'es' : ''}, one stream each, ${s.streamWindow} requests in flight per stream; ` +
+        `h2load driver: ${s.h2loadStreamMessages} requests per HTTP/2 stream body.`,
+      '',
+      '| measurement | best | vs floor | all runs | server cores | load generator cores | other cores |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
+      streamRow(r.node.floor, undefined),
+      streamRow(r.node.keyward, r.node.floor),
+      streamRow(r.h2load.floor, undefined),
+      streamRow(r.h2load.keyward, r.h2load.floor),
+    ];
+  },
+});

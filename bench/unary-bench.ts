@@ -5,14 +5,13 @@ import { createKey, expectValid, validationRequest, VALIDATE_PATH, type BenchCon
 import { writeFrameFile, grpcFrame } from './grpc-frame';
 import { readRequestLog } from './h2load';
 import { rssMiB, sleep } from './processes';
+import { interleaved } from './interleaved';
+import { f2, flag, int, MB, ratio, THROUGHPUT_HEADER, throughputRow } from './report-format';
 import type { LatencyRun, ThroughputRun } from './results';
+import { defineScenario, targetList } from './scenario';
 import { startFloor, startKeyward, type KeywardProcess, type ServerProcess } from './server-processes';
 import { quantile } from './stats';
-import { measure, undisturbed, type MeasuredRun, type MeasureOptions } from './throughput';
-
-function measureUndisturbed(ctx: BenchContext, o: MeasureOptions): Promise<MeasuredRun & { disturbed: boolean }> {
-  return undisturbed(ctx, o.name, () => measure(ctx, o), (r) => r.otherCores);
-}
+import { DISTURBED_CORES, measure, undisturbed, type MeasuredRun } from './throughput';
 
 /**
  * Unary ValidateKey under h2load, all with one pre-encoded request frame and the same
@@ -35,7 +34,6 @@ export interface UnaryResults {
 }
 
 export async function benchUnary(ctx: BenchContext): Promise<UnaryResults> {
-  const s = ctx.settings;
   const servers: ServerProcess[] = [];
   try {
     const floor = await startFloor('unary');
@@ -57,55 +55,28 @@ export async function benchUnary(ctx: BenchContext): Promise<UnaryResults> {
     writeFrameFile(cacheOffFile, grpcFrame(keyServicePb.ValidateKeyRequest.encode(cacheOffReq).finish()));
     const cachedAnswer = await expectValid(cached, cachedReq);
     const cacheOffAnswer = await expectValid(cacheOff, cacheOffReq);
-    const floorAnswerBytes = 5 + 4; // floor-server.ts answers a 4-byte message
 
-    const common = { clients: s.h2loadClients, streams: s.h2loadStreams };
-    const runs: Record<'floor' | 'cached' | 'cacheOff', (MeasuredRun & { disturbed: boolean })[]> = { floor: [], cached: [], cacheOff: [] };
-    for (let rep = 1; rep <= s.reps; rep++) {
-      ctx.log(`unary rep ${rep}/${s.reps}: floor`);
-      runs.floor.push(
-        await measureUndisturbed(ctx, {
-          name: 'floor',
-          serverPid: floor.pid,
-          expectedResponseBytes: floorAnswerBytes,
-          h2load: { ...common, url: url(floor), dataFile: cachedFile },
-        }),
-      );
-      ctx.log(`  ${runs.floor[rep - 1].h2.reqPerSec.toFixed(0)} req/s`);
-      ctx.log(`unary rep ${rep}/${s.reps}: keyward, cache hits`);
-      runs.cached.push(
-        await measureUndisturbed(ctx, {
-          name: 'keyward cached',
-          serverPid: cached.pid,
-          expectedResponseBytes: cachedAnswer.frameBytes,
-          h2load: { ...common, url: url(cached), dataFile: cachedFile },
-        }),
-      );
-      ctx.log(`  ${runs.cached[rep - 1].h2.reqPerSec.toFixed(0)} req/s`);
-      ctx.log(`unary rep ${rep}/${s.reps}: keyward, cache off (Redis read per call)`);
-      runs.cacheOff.push(
-        await measureUndisturbed(ctx, {
-          name: 'keyward cache off',
-          serverPid: cacheOff.pid,
-          helperPid: ctx.redisPid,
-          expectedResponseBytes: cacheOffAnswer.frameBytes,
-          h2load: { ...common, url: url(cacheOff), dataFile: cacheOffFile },
-        }),
-      );
-      ctx.log(`  ${runs.cacheOff[rep - 1].h2.reqPerSec.toFixed(0)} req/s`);
-    }
+    const runs = await interleaved(ctx, 'unary', [
+      { key: 'floor', name: 'unary floor (bare grpc-js)', serverPid: floor.pid, url: url(floor), dataFile: cachedFile, expectedResponseBytes: FLOOR_ANSWER_BYTES },
+      { key: 'cached', name: 'keyward ValidateKey, cache hits', serverPid: cached.pid, url: url(cached), dataFile: cachedFile, expectedResponseBytes: cachedAnswer.frameBytes },
+      {
+        key: 'cacheOff',
+        name: 'keyward ValidateKey, cache off (Redis)',
+        serverPid: cacheOff.pid,
+        helper: { pid: ctx.redisPid, name: 'redis' },
+        url: url(cacheOff),
+        dataFile: cacheOffFile,
+        expectedResponseBytes: cacheOffAnswer.frameBytes,
+      },
+    ]);
     // still valid after the load (nothing was revoked or evicted into an error)
     await expectValid(cached, cachedReq);
     await expectValid(cacheOff, cacheOffReq);
 
-    const floorRun = best('unary floor (bare grpc-js)', runs.floor, floorAnswerBytes);
-    const cachedRun = best('keyward ValidateKey, cache hits', runs.cached, cachedAnswer.frameBytes);
-    const cacheOffRun = best('keyward ValidateKey, cache off (Redis)', runs.cacheOff, cacheOffAnswer.frameBytes, true);
-
-    const rate = Math.round(cachedRun.reqPerSec / 2);
+    const rate = Math.round(runs.cached.reqPerSec / 2);
     const latency: LatencyRun[] = [];
     for (const [server, name, bytes] of [
-      [floor, 'floor', floorAnswerBytes],
+      [floor, 'floor', FLOOR_ANSWER_BYTES],
       [cached, 'keyward-cached', cachedAnswer.frameBytes],
     ] as const) {
       ctx.log(`latency of ${name} at ${rate} req/s (half of keyward's best cached rate)`);
@@ -113,35 +84,17 @@ export async function benchUnary(ctx: BenchContext): Promise<UnaryResults> {
       latency.push(l);
       ctx.log(`  p50 ${l.p50Ms.toFixed(3)} ms, p99 ${l.p99Ms.toFixed(3)} ms, p99.9 ${l.p999Ms.toFixed(3)} ms at ${l.achievedRps.toFixed(0)} req/s`);
     }
-    return { floor: floorRun, cached: cachedRun, cacheOff: cacheOffRun, floorLatency: latency[0], latency: latency[1], idleEmbeddedMiB };
+    return { floor: runs.floor, cached: runs.cached, cacheOff: runs.cacheOff, floorLatency: latency[0], latency: latency[1], idleEmbeddedMiB };
   } finally {
     await Promise.all(servers.map((x) => x.stop()));
   }
 }
 
-function url(server: ServerProcess | KeywardProcess): string {
-  return `http://${server.addr}${VALIDATE_PATH}`;
-}
+/** floor-server.ts answers a 4-byte message: 5 + 4 bytes on the wire. */
+export const FLOOR_ANSWER_BYTES = 5 + 4;
 
-function best(name: string, runs: (MeasuredRun & { disturbed: boolean })[], expectedResponseBytes: number, withRedis = false): ThroughputRun {
-  const top = runs.reduce((a, b) => (b.h2.reqPerSec > a.h2.reqPerSec ? b : a));
-  return {
-    name,
-    reqPerSec: top.h2.reqPerSec,
-    allRuns: runs.map((r) => r.h2.reqPerSec),
-    meanMs: top.h2.meanMs,
-    succeeded: top.h2.succeeded,
-    status2xx: top.h2.status2xx,
-    failed: top.h2.failed + top.h2.errored + top.h2.timeout,
-    dataBytesPerRequest: top.dataBytesPerRequest,
-    expectedResponseBytes,
-    serverCores: top.serverCores,
-    ...(withRedis && { redisCores: top.helperCores }),
-    h2loadCores: top.h2.h2loadCores,
-    otherCores: top.otherCores,
-    disturbed: top.disturbed,
-    command: top.h2.command,
-  };
+export function url(server: ServerProcess | KeywardProcess): string {
+  return `http://${server.addr}${VALIDATE_PATH}`;
 }
 
 /**
@@ -202,3 +155,58 @@ async function latencyAtRate(
     command: run.h2.command,
   };
 }
+
+export const unaryScenario = defineScenario<UnaryResults>({
+  name: 'unary',
+  summary: 'unary ValidateKey vs the bare grpc-js floor: cache hits, cache off (Redis read per call), latency at half load, idle RSS',
+  run: benchUnary,
+  targets(u) {
+    const t = targetList();
+    const cached = u.cached.reqPerSec / u.floor.reqPerSec;
+    t.add('cached-throughput', 'cached ValidateKey throughput vs unary floor', '≥ 0.85×', ratio(cached), cached >= 0.85);
+    t.add('latency-p99', 'p99 latency of cached ValidateKey at half load', '≤ 2 ms', `${u.latency.p99Ms.toFixed(3)} ms`, u.latency.p99Ms <= 2);
+    const off = u.cacheOff.reqPerSec / u.floor.reqPerSec;
+    t.add('cache-off-throughput', 'cache-off ValidateKey (Redis read per call) vs unary floor', '≥ 0.5×', ratio(off), off >= 0.5);
+    return t.list;
+  },
+  render(u, s) {
+    const L: string[] = [];
+    L.push('### Unary ValidateKey (h2load)');
+    L.push('');
+    L.push(
+      'CPU columns are cores used during the measured window (1.00 = one core busy): the server process, h2load, and everything else on the machine. ' +
+        `A run during which other processes used more than ${DISTURBED_CORES} cores is repeated (up to BENCH_MAX_ATTEMPTS, default 2, attempts); † marks a figure whose best attempt was still disturbed.`,
+    );
+    L.push('');
+    L.push(...THROUGHPUT_HEADER);
+    L.push(throughputRow(u.floor, undefined));
+    L.push(throughputRow(u.cached, u.floor));
+    L.push(throughputRow(u.cacheOff, u.floor));
+    L.push('');
+    L.push(
+      `Answers were checked: one grpc-js call before and after the load must answer \`VALIDATION_CODE_VALID\`; every h2load response was 2xx ` +
+        `(${int(u.cached.status2xx)} for the best cached run, ${u.cached.failed} failed) and carried ${u.cached.dataBytesPerRequest.toFixed(1)} body bytes on average ` +
+        `where a real VALID answer is ${u.cached.expectedResponseBytes} (a gRPC error would carry none). ` +
+        `RSS of the cached (embedded store) keyward 1 s after start: ${(u.idleEmbeddedMiB / MB).toFixed(1)} MB (${u.idleEmbeddedMiB.toFixed(1)} MiB).`,
+    );
+    L.push('');
+    const lat = u.latency;
+    L.push('### Latency of cached ValidateKey at half load');
+    L.push('');
+    L.push(
+      `${int(lat.targetRps)} req/s (half of the best cached rate), from ${LATENCY_CONNECTIONS} connections opened 1 ms apart, each with h2load \`--rps\` ${int(lat.targetRps / LATENCY_CONNECTIONS)} ` +
+        `(h2load's rate timer ticks every 10 ms, so the staggered connections spread their bursts to about ${(lat.targetRps / 1000).toFixed(1)} requests per millisecond). ` +
+        `Percentiles from h2load's per-request \`--log-file\` after ${s.warmupS} s of warm-up, as seen by the load generator (request sent → last byte of the answer). ` +
+        'The floor at the same rate shows what grpc-js alone costs on this machine.',
+    );
+    L.push('');
+    L.push('| server | achieved | requests | p50 | p99 | p99.9 | max | server cores | other cores |');
+    L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const l of [u.floorLatency, lat]) {
+      L.push(
+        `| ${l.name}${flag(l.disturbed)} | ${int(l.achievedRps)} req/s | ${int(l.samples)} | ${l.p50Ms.toFixed(3)} ms | ${l.p99Ms.toFixed(3)} ms | ${l.p999Ms.toFixed(3)} ms | ${l.maxMs.toFixed(3)} ms | ${f2(l.serverCores)} | ${f2(l.otherCores)} |`,
+      );
+    }
+    return L;
+  },
+});

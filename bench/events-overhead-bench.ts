@@ -1,0 +1,134 @@
+import { join } from 'node:path';
+import { startNats } from '../test/support/nats-server';
+import { startRedis, type RedisServerHandle } from '../test/support/redis-server';
+import { createKeyWithId, expectValid, validationRequest, type BenchContext } from './context';
+import { adminPb, keyServicePb } from './dist-modules';
+import { grpcFrame, writeFrameFile } from './grpc-frame';
+import { interleaved } from './interleaved';
+import { scrapeCounter } from './metrics-scrape';
+import { int, ratio, THROUGHPUT_HEADER, throughputRow } from './report-format';
+import type { ThroughputRun } from './results';
+import { defineScenario, targetList } from './scenario';
+import { startKeyward, unary, type KeywardProcess } from './server-processes';
+import { url } from './unary-bench';
+
+/**
+ * Issue 4: publishing events must not slow the hot path. Two sidecars with the same config (a
+ * Redis store of their own, cache on), except that one also has KEYWARD_NATS_URL (events to
+ * NATS JetStream: relay, publish, ordered consumer, shared consumer) and the other has no NATS
+ * (events in-process). Each answers cached ValidateKey for its own key under the unary h2load
+ * load, interleaved. During every run the measured sidecar also changes another key
+ * EVENTS_PER_SECOND times a second (UpdateKey, one key.updated event each), so events really flow
+ * while it validates: through NATS, or in-process.
+ */
+export interface EventsOverheadResults {
+  embedded: ThroughputRun;
+  nats: ThroughputRun;
+  eventsPerSecond: number;
+  /** keyward_events_published_total of each sidecar at the end. */
+  published: { embedded: number; nats: number };
+}
+
+const EVENTS_PER_SECOND = 10;
+const SERVICE = 'bench-events';
+
+export async function benchEventsOverhead(ctx: BenchContext): Promise<EventsOverheadResults> {
+  const nats = await startNats();
+  const redises: RedisServerHandle[] = [];
+  const sidecars: KeywardProcess[] = [];
+  try {
+    redises.push(await startRedis(), await startRedis());
+    const embedded = await startKeyward('keyward-events-embedded', { env: { KEYWARD_REDIS_URL: redises[0].url } });
+    sidecars.push(embedded);
+    const withNats = await startKeyward('keyward-events-nats', { env: { KEYWARD_REDIS_URL: redises[1].url, KEYWARD_NATS_URL: nats.url } });
+    sidecars.push(withNats);
+
+    const prepare = async (kw: KeywardProcess) => {
+      const req = validationRequest((await createKeyWithId(kw, SERVICE)).secret, SERVICE);
+      const file = join(ctx.outDir, `validate-${kw.name}.bin`);
+      writeFrameFile(file, grpcFrame(keyServicePb.ValidateKeyRequest.encode(req).finish()));
+      const answer = await expectValid(kw, req);
+      const changed = (await createKeyWithId(kw, SERVICE)).id;
+      return { req, file, bytes: answer.frameBytes, events: eventSource(kw, changed) };
+    };
+    const pe = await prepare(embedded);
+    const pn = await prepare(withNats);
+
+    const runs = await interleaved(ctx, 'events overhead', [
+      {
+        key: 'embedded',
+        name: `cached ValidateKey, Redis, events in-process (${EVENTS_PER_SECOND} events/s)`,
+        serverPid: embedded.pid,
+        url: url(embedded),
+        dataFile: pe.file,
+        expectedResponseBytes: pe.bytes,
+        before: async () => pe.events.start(),
+        after: async () => pe.events.stop(),
+      },
+      {
+        key: 'nats',
+        name: `cached ValidateKey, Redis, events through NATS (${EVENTS_PER_SECOND} events/s)`,
+        serverPid: withNats.pid,
+        helper: { pid: nats.pid, name: 'nats-server' },
+        url: url(withNats),
+        dataFile: pn.file,
+        expectedResponseBytes: pn.bytes,
+        before: async () => pn.events.start(),
+        after: async () => pn.events.stop(),
+      },
+    ]);
+    await expectValid(embedded, pe.req);
+    await expectValid(withNats, pn.req);
+    const published = { embedded: await scrapeCounter(embedded, 'keyward_events_published_total'), nats: await scrapeCounter(withNats, 'keyward_events_published_total') };
+    ctx.log(`  events published: in-process ${published.embedded}, NATS ${published.nats}`);
+    if (published.nats < EVENTS_PER_SECOND) throw new Error(`the NATS sidecar published only ${published.nats} events`);
+    return { embedded: runs.embedded, nats: runs.nats, eventsPerSecond: EVENTS_PER_SECOND, published };
+  } finally {
+    await Promise.all(sidecars.map((kw) => kw.stop()));
+    await Promise.all([nats.stop(), ...redises.map((r) => r.stop())]);
+  }
+}
+
+/** UpdateKey on `keyId` EVENTS_PER_SECOND times a second between start() and stop(). */
+function eventSource(kw: KeywardProcess, keyId: string): { start(): void; stop(): Promise<void> } {
+  let timer: NodeJS.Timeout | undefined;
+  let n = 0;
+  const inFlight = new Set<Promise<unknown>>();
+  return {
+    start() {
+      timer = setInterval(() => {
+        const p = unary(kw.admin.updateKey, kw.admin, adminPb.UpdateKeyRequest.fromPartial({ keyId, name: `changed ${++n}`, updateMask: ['name'] }), kw.root);
+        inFlight.add(p);
+        void p.finally(() => inFlight.delete(p));
+      }, 1000 / EVENTS_PER_SECOND);
+    },
+    async stop() {
+      clearInterval(timer);
+      await Promise.all(inFlight);
+    },
+  };
+}
+
+export const eventsOverheadScenario = defineScenario<EventsOverheadResults>({
+  name: 'events-overhead',
+  summary: 'cached ValidateKey of a sidecar with NATS vs the same sidecar with in-process events, events flowing',
+  run: benchEventsOverhead,
+  targets(r) {
+    const t = targetList();
+    const v = r.nats.reqPerSec / r.embedded.reqPerSec;
+    t.add('events-nats-overhead', 'cached ValidateKey with NATS connected vs without (in-process events)', '≥ 0.95×', ratio(v), v >= 0.95);
+    return t.list;
+  },
+  render(r) {
+    return [
+      '### Events: NATS connected vs in-process (cached ValidateKey)',
+      '',
+      ...THROUGHPUT_HEADER,
+      throughputRow(r.embedded, undefined),
+      throughputRow(r.nats, r.embedded),
+      '',
+      `Each sidecar has its own redis-server; during each run it also applied ${r.eventsPerSecond} UpdateKey calls a second to another key ` +
+        `(one key.updated event each). Events published by the relays over the whole scenario: in-process ${int(r.published.embedded)}, NATS ${int(r.published.nats)}.`,
+    ];
+  },
+});

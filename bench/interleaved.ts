@@ -1,0 +1,79 @@
+import type { BenchContext } from './context';
+import type { ThroughputRun } from './results';
+import { measure, undisturbed, type MeasuredRun } from './throughput';
+
+/**
+ * Throughput of several servers under the same h2load load, measured `reps` times interleaved
+ * (A B C, then C B A, ... so slow drift of the machine weighs on all alike); the best run of
+ * each counts. This is how every ratio of the bench is measured: numerator and reference in the
+ * same run, side by side.
+ */
+export interface Contender {
+  /** Key in the returned record. */
+  key: string;
+  /** Name in the report. */
+  name: string;
+  serverPid: number;
+  /** A process whose CPU is reported beside the server's (redis-server, the OTLP sink). */
+  helper?: { pid: number; name: string };
+  /** http://host:port/path */
+  url: string;
+  /** The pre-encoded gRPC request body. */
+  dataFile: string;
+  /** Bytes of one real answer (gRPC frame); answers must weigh at least 90% of it on average. */
+  expectedResponseBytes: number;
+  /** Called before each measured attempt (e.g. to read counters), and after it with its result. */
+  before?: () => Promise<void>;
+  after?: (run: MeasuredRun) => Promise<void>;
+}
+
+export type MeasuredAttempt = MeasuredRun & { disturbed: boolean };
+
+export async function interleaved(ctx: BenchContext, label: string, contenders: readonly Contender[]): Promise<Record<string, ThroughputRun>> {
+  const s = ctx.settings;
+  const runs = new Map<string, MeasuredAttempt[]>(contenders.map((c) => [c.key, []]));
+  for (let rep = 1; rep <= s.reps; rep++) {
+    const order = rep % 2 === 1 ? contenders : [...contenders].reverse();
+    for (const c of order) {
+      ctx.log(`${label} rep ${rep}/${s.reps}: ${c.name}`);
+      const attempt = async (): Promise<MeasuredRun> => {
+        await c.before?.();
+        const r = await measure(ctx, {
+          name: c.name,
+          serverPid: c.serverPid,
+          helperPid: c.helper?.pid,
+          expectedResponseBytes: c.expectedResponseBytes,
+          h2load: { url: c.url, dataFile: c.dataFile, clients: s.h2loadClients, streams: s.h2loadStreams },
+        });
+        await c.after?.(r);
+        return r;
+      };
+      const run = await undisturbed(ctx, c.name, attempt, (r) => r.otherCores);
+      runs.get(c.key)!.push(run);
+      ctx.log(`  ${run.h2.reqPerSec.toFixed(0)} req/s (server ${run.serverCores.toFixed(2)} cores)`);
+    }
+  }
+  return Object.fromEntries(contenders.map((c) => [c.key, bestRun(c.name, runs.get(c.key)!, c.expectedResponseBytes, c.helper?.name)]));
+}
+
+/** The best of several attempts at one measurement, with every attempt's rate. */
+export function bestRun(name: string, runs: readonly MeasuredAttempt[], expectedResponseBytes: number, helperName?: string): ThroughputRun {
+  const top = runs.reduce((a, b) => (b.h2.reqPerSec > a.h2.reqPerSec ? b : a));
+  return {
+    name,
+    reqPerSec: top.h2.reqPerSec,
+    allRuns: runs.map((r) => r.h2.reqPerSec),
+    meanMs: top.h2.meanMs,
+    succeeded: top.h2.succeeded,
+    status2xx: top.h2.status2xx,
+    failed: top.h2.failed + top.h2.errored + top.h2.timeout,
+    dataBytesPerRequest: top.dataBytesPerRequest,
+    expectedResponseBytes,
+    serverCores: top.serverCores,
+    ...(helperName !== undefined && { helperName, helperCores: top.helperCores }),
+    h2loadCores: top.h2.h2loadCores,
+    otherCores: top.otherCores,
+    disturbed: top.disturbed,
+    command: top.h2.command,
+  };
+}

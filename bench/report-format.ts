@@ -1,0 +1,33 @@
+import type { StreamRun, ThroughputRun } from './results';
+
+/** Number and table formatting shared by the scenarios' report sections. */
+
+export const MB = 1_000_000 / 2 ** 20; // MiB per MB
+
+export const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+export const f2 = (n: number): string => n.toFixed(2);
+export const ms3 = (n: number): string => `${n.toFixed(3)} ms`;
+export const ratio = (n: number): string => `${n.toFixed(2)}×`;
+/** Marks a figure whose least disturbed attempt was still disturbed by other processes. */
+export const flag = (disturbed: boolean): string => (disturbed ? ' (disturbed †)' : '');
+
+export function fmtKeys(n: number): string {
+  return n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${n / 1000}k` : String(n);
+}
+
+export const THROUGHPUT_HEADER = [
+  '| measurement | best | vs reference | all runs | mean latency | server cores | h2load cores | other cores |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- |',
+];
+
+/** A row of THROUGHPUT_HEADER; `reference` is what the ratio is to (the floor, tracing off, ...). */
+export function throughputRow(run: ThroughputRun, reference: ThroughputRun | undefined): string {
+  const vs = reference ? ratio(run.reqPerSec / reference.reqPerSec) : '—';
+  const cores = `${f2(run.serverCores)}${run.helperCores !== undefined ? ` (+ ${run.helperName ?? 'helper'} ${f2(run.helperCores)})` : ''}`;
+  return `| ${run.name}${flag(run.disturbed)} | ${int(run.reqPerSec)} req/s | ${vs} | ${run.allRuns.map(int).join(', ')} | ${run.meanMs.toFixed(2)} ms | ${cores} | ${f2(run.h2loadCores)} | ${f2(run.otherCores)} |`;
+}
+
+export function streamRow(run: StreamRun, floor: StreamRun | undefined): string {
+  const vs = floor ? ratio(run.messagesPerSec / floor.messagesPerSec) : '—';
+  return `| ${run.name}${flag(run.disturbed)} | ${int(run.messagesPerSec)} msg/s | ${vs} | ${run.allRuns.map(int).join(', ')} | ${f2(run.serverCores)} | ${f2(run.loadGenCores)} | ${f2(run.otherCores)} |`;
+}

@@ -1,0 +1,143 @@
+import { join } from 'node:path';
+import { createKey, expectValid, validationRequest, type BenchContext } from './context';
+import { keyServicePb } from './dist-modules';
+import { grpcFrame, writeFrameFile } from './grpc-frame';
+import { interleaved } from './interleaved';
+import { scrapeCounter } from './metrics-scrape';
+import { sleep } from './processes';
+import { f2, int, ratio, THROUGHPUT_HEADER, throughputRow } from './report-format';
+import type { ThroughputRun } from './results';
+import { defineScenario, targetList } from './scenario';
+import { startKeyward, startOtlpSink, type KeywardProcess, type OtlpSink, type ServerProcess } from './server-processes';
+import { url } from './unary-bench';
+
+/**
+ * Issue 7: the cost of tracing on cached ValidateKey. Three sidecars with the embedded store,
+ * each answering its own key from the cache, under the unary h2load load, interleaved:
+ *   off:        no OTEL_* endpoint, so no SDK is loaded (the default);
+ *   ratio 1.0:  OTEL_EXPORTER_OTLP_ENDPOINT at an OTLP/HTTP sink process (otlp-sink.ts),
+ *               OTEL_TRACES_SAMPLER=parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG=1.0;
+ *   ratio 0:    the same with OTEL_TRACES_SAMPLER_ARG=0 (its own sink, which must get no span).
+ * Every other OTEL_* setting is the SDK default (batch span processor: 5 s delay, queue 2048,
+ * batches of 512). h2load sends no traceparent, so every call is a root and the ratio decides.
+ * The sinks count what they received, and each sidecar's keyward_validations_total says how many
+ * validations it answered: the report shows spans exported per validation.
+ */
+export interface TracingResults {
+  off: ThroughputRun;
+  ratio1: ThroughputRun;
+  ratio0: ThroughputRun;
+  exported: { ratio1: SpanCount; ratio0: SpanCount };
+}
+
+export interface SpanCount {
+  /** Validations the sidecar answered over its whole life (checks, warm-up and measured runs). */
+  validations: number;
+  spans: number;
+  exportRequests: number;
+  /** The most frequent span names with their counts. */
+  names: Record<string, number>;
+}
+
+const SAMPLER = 'parentbased_traceidratio';
+
+export async function benchTracing(ctx: BenchContext): Promise<TracingResults> {
+  const servers: ServerProcess[] = [];
+  try {
+    const sink1 = await startOtlpSink();
+    servers.push(sink1);
+    const sink0 = await startOtlpSink();
+    servers.push(sink0);
+    const tracingEnv = (sink: OtlpSink, arg: string): Record<string, string> => ({
+      OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint,
+      OTEL_TRACES_SAMPLER: SAMPLER,
+      OTEL_TRACES_SAMPLER_ARG: arg,
+      OTEL_SERVICE_NAME: 'keyward-bench',
+    });
+    const off = await startKeyward('keyward-tracing-off');
+    servers.push(off);
+    const on1 = await startKeyward('keyward-tracing-1.0', { env: tracingEnv(sink1, '1.0') });
+    servers.push(on1);
+    const on0 = await startKeyward('keyward-tracing-0', { env: tracingEnv(sink0, '0') });
+    servers.push(on0);
+
+    const prepare = async (kw: KeywardProcess): Promise<{ file: string; bytes: number }> => {
+      const req = validationRequest(await createKey(kw, 'bench'), 'bench');
+      const file = join(ctx.outDir, `validate-${kw.name}.bin`);
+      writeFrameFile(file, grpcFrame(keyServicePb.ValidateKeyRequest.encode(req).finish()));
+      const answer = await expectValid(kw, req);
+      return { file, bytes: answer.frameBytes };
+    };
+    const [pOff, p1, p0] = [await prepare(off), await prepare(on1), await prepare(on0)];
+
+    const runs = await interleaved(ctx, 'tracing', [
+      { key: 'off', name: 'cached ValidateKey, tracing off', serverPid: off.pid, url: url(off), dataFile: pOff.file, expectedResponseBytes: pOff.bytes },
+      {
+        key: 'ratio1',
+        name: `cached ValidateKey, tracing on, ${SAMPLER} 1.0`,
+        serverPid: on1.pid,
+        helper: { pid: sink1.pid, name: 'OTLP sink' },
+        url: url(on1),
+        dataFile: p1.file,
+        expectedResponseBytes: p1.bytes,
+      },
+      {
+        key: 'ratio0',
+        name: `cached ValidateKey, tracing on, ${SAMPLER} 0`,
+        serverPid: on0.pid,
+        helper: { pid: sink0.pid, name: 'OTLP sink' },
+        url: url(on0),
+        dataFile: p0.file,
+        expectedResponseBytes: p0.bytes,
+      },
+    ]);
+
+    // the batch span processor exports every 5 s: let the last batches arrive
+    ctx.log('waiting 6 s for the last span batches');
+    await sleep(6_000);
+    const count = async (kw: KeywardProcess, sink: OtlpSink): Promise<SpanCount> => {
+      const st = await sink.stats();
+      if (st.rejected > 0) throw new Error(`${sink.name} rejected ${st.rejected} export requests`);
+      const names = Object.fromEntries(Object.entries(st.names).sort((a, b) => b[1] - a[1]).slice(0, 6));
+      return { validations: await scrapeCounter(kw, 'keyward_validations_total'), spans: st.spans, exportRequests: st.requests, names };
+    };
+    const exported = { ratio1: await count(on1, sink1), ratio0: await count(on0, sink0) };
+    ctx.log(`  ratio 1.0: ${exported.ratio1.spans} spans for ${exported.ratio1.validations} validations; ratio 0: ${exported.ratio0.spans} spans`);
+    if (exported.ratio1.spans === 0) throw new Error('tracing at ratio 1.0 exported no span: the tracing scenario measured nothing');
+    return { off: runs.off, ratio1: runs.ratio1, ratio0: runs.ratio0, exported };
+  } finally {
+    await Promise.all(servers.map((x) => x.stop()));
+  }
+}
+
+export const tracingScenario = defineScenario<TracingResults>({
+  name: 'tracing',
+  summary: 'cached ValidateKey with OTLP tracing at sampling ratio 1.0 and 0 vs tracing off',
+  run: benchTracing,
+  targets(r) {
+    const t = targetList();
+    const one = r.ratio1.reqPerSec / r.off.reqPerSec;
+    t.add('tracing-1.0', 'cached ValidateKey, tracing on (ratio 1.0) vs tracing off', '≥ 0.85×', ratio(one), one >= 0.85);
+    const zero = r.ratio0.reqPerSec / r.off.reqPerSec;
+    t.add('tracing-0', 'cached ValidateKey, tracing configured with ratio 0 vs tracing off', '≥ 0.97×', ratio(zero), zero >= 0.97);
+    return t.list;
+  },
+  render(r) {
+    const e1 = r.exported.ratio1;
+    const e0 = r.exported.ratio0;
+    return [
+      '### Tracing (cached ValidateKey, OTLP/HTTP to a local sink)',
+      '',
+      ...THROUGHPUT_HEADER,
+      throughputRow(r.off, undefined),
+      throughputRow(r.ratio1, r.off),
+      throughputRow(r.ratio0, r.off),
+      '',
+      `Exported: at ratio 1.0 the sink received ${int(e1.spans)} spans in ${int(e1.exportRequests)} export requests for the ${int(e1.validations)} validations ` +
+        `the sidecar answered (${f2(e1.spans / Math.max(1, e1.validations))} spans per validation; by name: ${Object.entries(e1.names)
+          .map(([n, c]) => `\`${n}\` ${int(c)}`)
+          .join(', ')}); at ratio 0, ${int(e0.spans)} spans for ${int(e0.validations)} validations. ` +
+        'Fewer spans than validations × spans per call means the batch span processor dropped some (its queue holds 2048).',
+    ];
+  },
+});
