@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { AlreadyExistsError, ConflictError, NotFoundError } from '../../src/domain/errors';
+import { AlreadyExistsError, ConflictError, FencedError, NotFoundError } from '../../src/domain/errors';
 import { generateKey, displayHint, parseKey } from '../../src/domain/key-format';
 import { hashKey } from '../../src/domain/key-hash';
 import { KeyIdGenerator } from '../../src/domain/key-id';
 import { KEY_STATES, type KeyRecord } from '../../src/domain/key-record';
-import type { KeyStore, ListQuery } from '../../src/ports/key-store';
+import type { Fence, KeyStore, ListQuery } from '../../src/ports/key-store';
+import type { Lease } from '../../src/ports/lease';
 
 /** A fresh usage batch id. */
 const nextBatch = (): string => randomUUID();
@@ -16,6 +17,12 @@ const nextBatch = (): string => randomUUID();
 export interface StoreUnderTest {
   store: KeyStore;
   cleanup(): Promise<void>;
+  /** A new lease (its own instance) of the kind whose fences the store checks: same server or table. */
+  lease(name: string): Lease;
+  /** Now by the store's clock (what sealed-secret expiry is judged by). */
+  now(): number;
+  /** Lets `ms` pass on the store's clock: a fake clock advances, a real one is waited on. */
+  pass(ms: number): Promise<void>;
 }
 
 const ids = new KeyIdGenerator();
@@ -550,6 +557,364 @@ export function describeKeyStoreContract(name: string, makeStore: () => Promise<
 
       it('accepts an empty batch', async () => {
         await expect(store.addUsage([], nextBatch())).resolves.toBeUndefined();
+      });
+    });
+
+    describe('rotation fields', () => {
+      it('round-trips the rotation and lifecycle fields through create and replace', async () => {
+        const r = makeRecord({
+          state: 'rotated',
+          rotatedTo: ids.next(Date.now()),
+          rotatedFrom: ids.next(Date.now()),
+          rotatedAt: T0 + 10,
+          graceEndsAt: T0 + 20,
+          limitsId: ids.next(Date.now()),
+          dueAt: T0 + 30,
+          expiryHandledAt: T0 + 40,
+          rotationNoticeAt: T0 + 50,
+        });
+        await store.create(r);
+        expect(await store.getById(r.id)).toStrictEqual(r);
+        expect(await store.getByHash(r.hash)).toStrictEqual(r);
+        expect((await store.list({ state: 'rotated', limit: 10 })).records).toStrictEqual([r]);
+        // clearing them all leaves none behind
+        const { rotatedTo: _a, rotatedFrom: _b, rotatedAt: _c, graceEndsAt: _d, limitsId: _e, dueAt: _f, expiryHandledAt: _g, rotationNoticeAt: _h, ...plain } = r;
+        const next: KeyRecord = { ...plain, state: 'active', version: 2 };
+        await store.replace(next, 1);
+        const got = await store.getById(r.id);
+        expect(got).toStrictEqual(next);
+        for (const k of ['rotatedTo', 'rotatedFrom', 'rotatedAt', 'graceEndsAt', 'limitsId', 'dueAt', 'expiryHandledAt', 'rotationNoticeAt']) {
+          expect(Object.prototype.hasOwnProperty.call(got, k)).toBe(false);
+        }
+      });
+    });
+
+    describe('rotate', () => {
+      const NOW = T0 + 1_000_000;
+
+      /** An active key (due at its expiry) and the two records of its rotation. */
+      function rotation(grace: number, overrides: Partial<KeyRecord> = {}) {
+        const old = makeRecord({ expiresAt: NOW + 5_000_000, dueAt: NOW + 5_000_000, policyId: 'pol_01HZY3K0AX7R5M3B2C1D4E5F6G', credits: 9, ...overrides });
+        const fresh = makeRecord();
+        const retired: KeyRecord = {
+          ...old,
+          rotatedTo: fresh.id,
+          rotatedAt: NOW,
+          graceEndsAt: NOW + grace,
+          state: grace === 0 ? 'rotated' : old.state,
+          ...(grace === 0 ? { dueAt: undefined } : { dueAt: NOW + grace }),
+          updatedAt: NOW,
+          version: old.version + 1,
+        };
+        if (retired.dueAt === undefined) delete (retired as { dueAt?: number }).dueAt;
+        const successor: KeyRecord = {
+          ...fresh,
+          scopes: old.scopes,
+          metadata: old.metadata,
+          expiresAt: NOW + 5_000_000,
+          dueAt: NOW + 5_000_000,
+          policyId: old.policyId,
+          credits: old.credits,
+          rotatedFrom: old.id,
+          limitsId: old.id,
+          createdAt: NOW,
+          updatedAt: NOW,
+        };
+        return { old, retired, successor };
+      }
+
+      it('replaces the old record and inserts the successor, both read back with every field', async () => {
+        const { old, retired, successor } = rotation(60_000);
+        await store.create(old);
+        await store.addUsage([{ keyId: old.id, count: 4, lastUsedAt: T0 + 1 }], nextBatch());
+        await store.rotate({ retired, expectedVersion: 1, successor });
+        const usage = { usageCount: 4, lastUsedAt: T0 + 1 }; // usage stays the store's
+        expect(await store.getById(old.id)).toStrictEqual({ ...retired, ...usage });
+        expect(await store.getByHash(old.hash)).toStrictEqual({ ...retired, ...usage });
+        expect(await store.getById(successor.id)).toStrictEqual(successor);
+        expect(await store.getByHash(successor.hash)).toStrictEqual(successor);
+        expect(await store.takeSealedSecret(successor.id)).toBeUndefined(); // none given
+      });
+
+      it('keeps the list indexes right: a retired key moves to `rotated`, the successor is active', async () => {
+        const other = makeRecord({ state: 'disabled' });
+        await store.create(other);
+        const grace = rotation(60_000);
+        const now = rotation(0, { owner: 'team-b' });
+        for (const r of [grace.old, now.old]) await store.create(r);
+        await store.rotate({ retired: grace.retired, expectedVersion: 1, successor: grace.successor });
+        await store.rotate({ retired: now.retired, expectedVersion: 1, successor: { ...now.successor, owner: 'team-b' } });
+        const sorted = (xs: string[]) => [...xs].sort();
+        expect(await all({ state: 'rotated' })).toEqual([now.old.id]);
+        expect(await all({ owner: 'team-b', state: 'rotated' })).toEqual([now.old.id]);
+        expect(await all({ service: 'orders', state: 'rotated' })).toEqual([now.old.id]);
+        expect(await all({ state: 'active' })).toEqual(sorted([grace.old.id, grace.successor.id, now.successor.id]));
+        expect(await all({ owner: 'team-b', state: 'active' })).toEqual([now.successor.id]);
+        expect(await all({ state: 'disabled' })).toEqual([other.id]);
+        expect(await all({ owner: 'team-b' })).toEqual(sorted([now.old.id, now.successor.id]));
+        expect(await all()).toEqual(sorted([other.id, grace.old.id, grace.successor.id, now.old.id, now.successor.id]));
+      });
+
+      /** Everything a failed rotation must have left as it was. */
+      async function expectUntouched(old: KeyRecord, successor: KeyRecord, due: string[]): Promise<void> {
+        expect(await store.getById(old.id)).toStrictEqual(old);
+        expect(await store.getByHash(old.hash)).toStrictEqual(old);
+        expect(await store.getById(successor.id)).toBeUndefined();
+        expect(await store.takeSealedSecret(successor.id)).toBeUndefined();
+        expect(await store.due(Number.MAX_SAFE_INTEGER, 100)).toEqual(due);
+        expect(await all({ state: 'rotated' })).toEqual([]);
+        expect(await all()).not.toContain(successor.id);
+      }
+
+      it('writes nothing on either record when the compare-and-set fails', async () => {
+        const { old, retired, successor } = rotation(0);
+        await store.create(old);
+        const sealed = { sealed: 'v1.kek.sealed-form', expiresAt: Date.now() + 3_600_000 };
+        await expect(store.rotate({ retired, expectedVersion: 2, successor, sealed })).rejects.toBeInstanceOf(ConflictError);
+        expect(await store.getByHash(successor.hash)).toBeUndefined();
+        await expectUntouched(old, successor, [old.id]);
+      });
+
+      it('writes nothing when the old key is gone', async () => {
+        const { old, retired, successor } = rotation(0);
+        await expect(store.rotate({ retired, expectedVersion: 1, successor })).rejects.toBeInstanceOf(NotFoundError);
+        expect(await store.getById(old.id)).toBeUndefined();
+        expect(await store.getById(successor.id)).toBeUndefined();
+        expect(await store.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
+        expect(await all()).toEqual([]);
+      });
+
+      it('writes nothing on either record when the successor hash is taken', async () => {
+        const { old, retired, successor } = rotation(0);
+        const holder = makeRecord({ state: 'disabled' });
+        await store.create(old);
+        await store.create(holder);
+        const taken = { ...successor, hash: holder.hash };
+        const sealed = { sealed: 'v1.kek.sealed-form', expiresAt: Date.now() + 3_600_000 };
+        await expect(store.rotate({ retired, expectedVersion: 1, successor: taken, sealed })).rejects.toBeInstanceOf(AlreadyExistsError);
+        expect(await store.getByHash(holder.hash)).toStrictEqual(holder);
+        await expectUntouched(old, successor, [old.id]);
+        // the old key's own hash is taken too
+        await expect(store.rotate({ retired, expectedVersion: 1, successor: { ...successor, hash: old.hash } })).rejects.toBeInstanceOf(AlreadyExistsError);
+        await expectUntouched(old, successor, [old.id]);
+      });
+
+      it('writes nothing when the successor id is taken', async () => {
+        const { old, retired, successor } = rotation(0);
+        const holder = makeRecord({ id: successor.id, service: 'billing' });
+        await store.create(old);
+        await store.create(holder);
+        await expect(store.rotate({ retired, expectedVersion: 1, successor })).rejects.toBeInstanceOf(AlreadyExistsError);
+        expect(await store.getById(old.id)).toStrictEqual(old);
+        expect(await store.getById(holder.id)).toStrictEqual(holder);
+        expect(await store.getByHash(successor.hash)).toBeUndefined();
+        expect(await store.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([old.id]);
+        expect(await all({ state: 'rotated' })).toEqual([]);
+      });
+
+      it('refuses a successor with the old key id', async () => {
+        const { old, retired, successor } = rotation(0);
+        await store.create(old);
+        await expect(store.rotate({ retired, expectedVersion: 1, successor: { ...successor, id: old.id } })).rejects.toBeInstanceOf(RangeError);
+        expect(await store.getById(old.id)).toStrictEqual(old);
+        expect(await store.getByHash(successor.hash)).toBeUndefined();
+      });
+
+      it('lets exactly one of two concurrent rotations of one version win', async () => {
+        const a = rotation(60_000);
+        const b = rotation(60_000);
+        const old = a.old;
+        await store.create(old);
+        const retiredB = { ...a.retired, rotatedTo: b.successor.id };
+        const successorB = { ...b.successor, rotatedFrom: old.id, limitsId: old.id };
+        const results = await Promise.allSettled([
+          store.rotate({ retired: a.retired, expectedVersion: 1, successor: a.successor }),
+          store.rotate({ retired: retiredB, expectedVersion: 1, successor: successorB }),
+        ]);
+        expect(results.filter((x) => x.status === 'fulfilled')).toHaveLength(1);
+        expect((results.find((x) => x.status === 'rejected') as PromiseRejectedResult).reason).toBeInstanceOf(ConflictError);
+        const winner = (await store.getById(old.id))!.rotatedTo;
+        const loser = winner === a.successor.id ? b.successor : a.successor;
+        expect([a.successor.id, b.successor.id]).toContain(winner);
+        expect(await store.getById(loser.id)).toBeUndefined();
+        expect(await store.getByHash(loser.hash)).toBeUndefined();
+        expect((await all()).sort()).toEqual([old.id, winner!].sort());
+      });
+    });
+
+    describe('due index', () => {
+      it('gives the ids due at or before `now`, earliest first, and none of the others', async () => {
+        const late = makeRecord({ dueAt: T0 + 300 });
+        const early = makeRecord({ dueAt: T0 + 100 });
+        const exact = makeRecord({ dueAt: T0 + 200 });
+        const future = makeRecord({ dueAt: T0 + 10_000 });
+        const never = makeRecord();
+        for (const r of [late, early, exact, future, never]) await store.create(r);
+        expect(await store.due(T0 + 300, 10)).toEqual([early.id, exact.id, late.id]);
+        expect(await store.due(T0 + 200, 10)).toEqual([early.id, exact.id]);
+        expect(await store.due(T0 + 99, 10)).toEqual([]);
+        expect(await store.due(T0 + 10_000, 10)).toEqual([early.id, exact.id, late.id, future.id]);
+        expect(await store.due(Number.MAX_SAFE_INTEGER, 10)).not.toContain(never.id);
+      });
+
+      it('returns at most `limit` ids, the earliest, and refuses a non-positive limit', async () => {
+        const recs = Array.from({ length: 7 }, (_, i) => makeRecord({ dueAt: T0 + 1000 - i })); // latest id earliest due
+        for (const r of recs) await store.create(r);
+        const earliestFirst = [...recs].reverse().map((r) => r.id);
+        expect(await store.due(T0 + 1000, 3)).toEqual(earliestFirst.slice(0, 3));
+        expect(await store.due(T0 + 1000, 7)).toEqual(earliestFirst);
+        expect(await store.due(T0 + 1000, 1)).toEqual(earliestFirst.slice(0, 1));
+        await expect(store.due(T0, 0)).rejects.toBeInstanceOf(RangeError);
+        await expect(store.due(T0, 1.5)).rejects.toBeInstanceOf(RangeError);
+      });
+
+      it('lists keys that share a due time', async () => {
+        const recs = Array.from({ length: 3 }, () => makeRecord({ dueAt: T0 + 5 }));
+        for (const r of recs) await store.create(r);
+        expect((await store.due(T0 + 5, 10)).sort()).toEqual(recs.map((r) => r.id).sort());
+      });
+
+      it('drops a key from the index on delete, and when a replace clears its dueAt', async () => {
+        const a = makeRecord({ dueAt: T0 + 1 });
+        const b = makeRecord({ dueAt: T0 + 2 });
+        const c = makeRecord({ dueAt: T0 + 3 });
+        for (const r of [a, b, c]) await store.create(r);
+        await store.delete(a.id);
+        expect(await store.due(T0 + 10, 10)).toEqual([b.id, c.id]);
+        const { dueAt: _cleared, ...bare } = b;
+        await store.replace({ ...bare, version: 2 }, 1);
+        expect(await store.due(T0 + 10, 10)).toEqual([c.id]);
+        await store.delete(c.id);
+        expect(await store.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
+      });
+
+      it('moves a key when a replace moves its dueAt, and adds one that gets a dueAt', async () => {
+        const a = makeRecord({ dueAt: T0 + 1 });
+        const b = makeRecord({ dueAt: T0 + 2 });
+        const c = makeRecord();
+        for (const r of [a, b, c]) await store.create(r);
+        await store.replace({ ...a, dueAt: T0 + 50, version: 2 }, 1); // later: done for now
+        expect(await store.due(T0 + 10, 10)).toEqual([b.id]);
+        await store.replace({ ...c, dueAt: T0, version: 2 }, 1); // earlier than every other
+        expect(await store.due(T0 + 100, 10)).toEqual([c.id, b.id, a.id]);
+        expect(await store.due(T0 + 10, 10)).toEqual([c.id, b.id]);
+      });
+
+      it('is unchanged by a failed replace', async () => {
+        const a = makeRecord({ dueAt: T0 + 1 });
+        await store.create(a);
+        await expect(store.replace({ ...a, dueAt: T0 + 99, version: 3 }, 2)).rejects.toBeInstanceOf(ConflictError);
+        expect(await store.due(T0 + 1, 10)).toEqual([a.id]);
+      });
+
+      it('moves the retired entry and adds the successor on rotate', async () => {
+        const old = makeRecord({ dueAt: T0 + 10 });
+        const other = makeRecord({ dueAt: T0 + 20 });
+        await store.create(old);
+        await store.create(other);
+        const successor = makeRecord({ dueAt: T0 + 5, rotatedFrom: old.id });
+        const retired = { ...old, rotatedTo: successor.id, rotatedAt: T0, graceEndsAt: T0 + 30, dueAt: T0 + 30, version: 2 };
+        await store.rotate({ retired, expectedVersion: 1, successor });
+        expect(await store.due(T0 + 100, 10)).toEqual([successor.id, other.id, old.id]);
+        // a retirement without a further due time leaves the index
+        const { dueAt: _none, ...done } = retired;
+        await store.replace({ ...done, state: 'rotated', version: 3 }, 2);
+        expect(await store.due(T0 + 100, 10)).toEqual([successor.id, other.id]);
+      });
+    });
+
+    describe('sealed secrets', () => {
+      /** Rotates a fresh key with a sealed secret expiring at `expiresAt`; returns the successor id. */
+      async function sealedRotation(expiresAt: number, sealedForm = `v1.kek.${randomUUID()}`): Promise<{ id: string; sealed: { sealed: string; expiresAt: number } }> {
+        const old = makeRecord();
+        await store.create(old);
+        const successor = makeRecord({ rotatedFrom: old.id, limitsId: old.id });
+        const sealed = { sealed: sealedForm, expiresAt };
+        await store.rotate({ retired: { ...old, rotatedTo: successor.id, rotatedAt: T0, graceEndsAt: T0 + 1, version: 2 }, expectedVersion: 1, successor, sealed });
+        return { id: successor.id, sealed };
+      }
+
+      it('gives the sealed secret exactly once', async () => {
+        const { id, sealed } = await sealedRotation(sut.now() + 3_600_000, 'v1.0a1b2c3d.opaque/with:every+char=');
+        expect(await store.takeSealedSecret(id)).toStrictEqual(sealed);
+        expect(await store.takeSealedSecret(id)).toBeUndefined();
+        expect(await store.takeSealedSecret(makeRecord().id)).toBeUndefined();
+      });
+
+      it('gives it to exactly one of several concurrent takes', async () => {
+        const { id, sealed } = await sealedRotation(sut.now() + 3_600_000);
+        const takes = await Promise.all(Array.from({ length: 5 }, () => store.takeSealedSecret(id)));
+        expect(takes.filter((t) => t !== undefined)).toStrictEqual([sealed]);
+      });
+
+      it('destroys it at its expiry', async () => {
+        const soon = await sealedRotation(sut.now() + 40);
+        const past = await sealedRotation(sut.now() - 1);
+        await sut.pass(120);
+        expect(await store.takeSealedSecret(soon.id)).toBeUndefined();
+        expect(await store.takeSealedSecret(past.id)).toBeUndefined();
+      });
+
+      it('destroys it when the key is deleted', async () => {
+        const { id } = await sealedRotation(sut.now() + 3_600_000);
+        await store.delete(id);
+        expect(await store.takeSealedSecret(id)).toBeUndefined();
+      });
+    });
+
+    describe('fencing', () => {
+      const LEASE = 'scheduler';
+
+      /** A fence taken by one holder, then made stale by another taking the lease over. */
+      async function staleAndCurrent(): Promise<{ stale: Fence; current: Fence }> {
+        const first = sut.lease(LEASE);
+        expect(await first.tryAcquire(60_000)).toBe(true);
+        const stale = { lease: LEASE, value: first.holder()! };
+        await first.release();
+        const second = sut.lease(LEASE);
+        expect(await second.tryAcquire(60_000)).toBe(true);
+        const current = { lease: LEASE, value: second.holder()! };
+        expect(current.value).not.toBe(stale.value);
+        return { stale, current };
+      }
+
+      it('writes with a current fence', async () => {
+        const { current } = await staleAndCurrent();
+        const r = makeRecord({ dueAt: T0 });
+        await store.create(r, { fence: current });
+        await store.replace({ ...r, name: 'fenced', version: 2 }, 1, { fence: current });
+        const successor = makeRecord();
+        await store.rotate({ retired: { ...r, name: 'fenced', rotatedTo: successor.id, version: 3 }, expectedVersion: 2, successor }, { fence: current });
+        expect(await store.getById(r.id)).toMatchObject({ name: 'fenced', rotatedTo: successor.id, version: 3 });
+        expect(await store.getById(successor.id)).toStrictEqual(successor);
+      });
+
+      it('refuses a stale fence with FencedError and writes nothing', async () => {
+        const { stale, current } = await staleAndCurrent();
+        const r = makeRecord({ dueAt: T0 });
+        await store.create(r, { fence: current });
+        const fresh = makeRecord({ dueAt: T0 });
+        await expect(store.create(fresh, { fence: stale })).rejects.toBeInstanceOf(FencedError);
+        expect(await store.getById(fresh.id)).toBeUndefined();
+        expect(await store.getByHash(fresh.hash)).toBeUndefined();
+        await expect(store.replace({ ...r, name: 'stale', dueAt: T0 + 99, version: 2 }, 1, { fence: stale })).rejects.toBeInstanceOf(FencedError);
+        const successor = makeRecord({ dueAt: T0 });
+        const sealed = { sealed: 'v1.kek.x', expiresAt: sut.now() + 3_600_000 };
+        await expect(
+          store.rotate({ retired: { ...r, rotatedTo: successor.id, state: 'rotated', version: 2 }, expectedVersion: 1, successor, sealed }, { fence: stale }),
+        ).rejects.toBeInstanceOf(FencedError);
+        expect(await store.getById(r.id)).toStrictEqual(r);
+        expect(await store.getById(successor.id)).toBeUndefined();
+        expect(await store.takeSealedSecret(successor.id)).toBeUndefined();
+        expect(await store.due(T0 + 100, 10)).toEqual([r.id]);
+        expect(await all()).toEqual([r.id]);
+        expect(await all({ state: 'rotated' })).toEqual([]);
+      });
+
+      it('refuses a fence on a lease nobody holds, or held under another name', async () => {
+        const { current } = await staleAndCurrent();
+        await expect(store.create(makeRecord(), { fence: { lease: 'other', value: current.value } })).rejects.toBeInstanceOf(FencedError);
+        expect(await all()).toEqual([]);
       });
     });
 

@@ -6,6 +6,7 @@ import {
   waitUntilReady,
   type RedisClientOptions,
 } from '../../src/adapters/store/redis-key-store';
+import { RedisLease } from '../../src/adapters/events/redis-lease';
 import { AlreadyExistsError, StoreUnavailableError } from '../../src/domain/errors';
 import type { KeyStore } from '../../src/ports/key-store';
 import { startRedis, type RedisServerHandle } from '../support/redis-server';
@@ -48,7 +49,15 @@ afterAll(async () => {
 describeKeyStoreContract('RedisKeyStore', async () => {
   await admin.flushall();
   const store = await newStore();
-  return { store, cleanup: () => store.close() };
+  return {
+    store,
+    cleanup: () => store.close(),
+    // RedisLease on the store's server and prefix: fences are checked against its key
+    lease: (name) => new RedisLease({ redis: admin, name }),
+    // Redis judges expiry (PEXPIREAT) by its own clock: real time, on this machine
+    now: () => Date.now(),
+    pass: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  };
 });
 
 describe('RedisKeyStore on Redis', () => {
@@ -119,8 +128,16 @@ describe('RedisKeyStore on Redis', () => {
       ];
       for (const r of recs) await store.create(r);
       await store.addUsage(recs.map((r) => ({ keyId: r.id, count: 1, lastUsedAt: 5 })), randomUUID());
-      await store.replace({ ...recs[0], state: 'disabled', version: 2 }, 1);
+      await store.replace({ ...recs[0], state: 'disabled', dueAt: 7, version: 2 }, 1);
+      const lease = new RedisLease({ redis: admin, keyPrefix, name: 'scheduler' });
+      await lease.tryAcquire(60_000);
+      const successor = makeRecord({ dueAt: 9, rotatedFrom: recs[0].id });
+      await store.rotate(
+        { retired: { ...recs[0], state: 'disabled', rotatedTo: successor.id, dueAt: 8, version: 3 }, expectedVersion: 2, successor, sealed: { sealed: 'v1.x.y', expiresAt: Date.now() + 60_000 } },
+        { fence: { lease: lease.name, value: lease.holder()! } },
+      );
       const keys = await admin.keys('*');
+      expect(keys).toEqual(expect.arrayContaining([`{${keyPrefix ?? 'kw'}}:due`, `{${keyPrefix ?? 'kw'}}:sealed:${successor.id}`]));
       expect(keys.length).toBeGreaterThan(10);
       const tag = `{${keyPrefix ?? 'kw'}}`;
       const slot = calculateSlot(tag);
@@ -153,6 +170,95 @@ describe('RedisKeyStore on Redis', () => {
     await expect(store.getByHash(r.hash)).rejects.toThrow(/unsupported format version 99/);
   });
 
+  it('writes format 2 only for records with rotation fields, and still reads format 1 records', async () => {
+    const store = await newStore();
+    const plain = makeRecord();
+    const rotated = makeRecord({ rotatedFrom: plain.id, limitsId: plain.id, dueAt: 5 });
+    await store.create(plain);
+    await store.create(rotated);
+    expect(await admin.hget(`{kw}:r:${plain.hash}`, 'v')).toBe('1');
+    expect(await admin.hget(`{kw}:r:${rotated.hash}`, 'v')).toBe('2');
+    // clearing the fields writes format 1 again
+    const { rotatedFrom: _f, limitsId: _l, dueAt: _d, ...bare } = rotated;
+    await store.replace({ ...bare, version: 2 }, 1);
+    expect(await admin.hget(`{kw}:r:${rotated.hash}`, 'v')).toBe('1');
+    // a record as the previous release wrote it (format 1, no rotation keys in d)
+    const old = makeRecord({ expiresAt: 123, policyId: 'pol_01HZY3K0AX7R5M3B2C1D4E5F6G', credits: 3 });
+    await admin.hset(`{kw}:r:${old.hash}`, {
+      v: '1', id: old.id, h: old.hash, ver: '1', svc: old.service, own: old.owner, st: 'active', u: '0',
+      d: JSON.stringify({ n: old.name, p: old.prefix, hi: old.hint, sc: old.scopes, m: old.metadata, ca: old.createdAt, ua: old.updatedAt, ea: 123, po: old.policyId, cr: 3 }),
+    });
+    await admin.set(`{kw}:id:${old.id}`, old.hash);
+    expect(await store.getByHash(old.hash)).toStrictEqual(old);
+    expect(await store.getById(old.id)).toStrictEqual(old);
+    // and a format 1 record never gains rotation fields by accident
+    const v1 = JSON.parse((await admin.hget(`{kw}:r:${old.hash}`, 'd'))!) as Record<string, unknown>;
+    await admin.hset(`{kw}:r:${old.hash}`, 'd', JSON.stringify({ ...v1, rt: 'key_x', du: 1 }));
+    expect(await store.getByHash(old.hash)).toStrictEqual(old);
+  });
+
+  it('stores a sealed secret as its sealed form only, expiring at its expiresAt', async () => {
+    const store = await newStore();
+    const old = makeRecord();
+    await store.create(old);
+    const successor = makeRecord();
+    const expiresAt = Date.now() + 60_000;
+    await store.rotate({ retired: { ...old, rotatedTo: successor.id, version: 2 }, expectedVersion: 1, successor, sealed: { sealed: 'v1.abcd.ciphertext', expiresAt } });
+    const key = `{kw}:sealed:${successor.id}`;
+    expect(JSON.parse((await admin.get(key))!)).toEqual({ s: 'v1.abcd.ciphertext', e: expiresAt });
+    expect(Number(await admin.pexpiretime(key))).toBe(expiresAt);
+    await store.takeSealedSecret(successor.id);
+    expect(await admin.exists(key)).toBe(0);
+  });
+
+  it('refuses arguments Redis would refuse halfway through a script, before writing', async () => {
+    const store = await newStore();
+    const old = makeRecord();
+    await store.create(old);
+    const successor = makeRecord();
+    const retired = { ...old, rotatedTo: successor.id, version: 2 };
+    const before = (await admin.keys('*')).sort();
+    await expect(store.rotate({ retired, expectedVersion: 1, successor, sealed: { sealed: 'x', expiresAt: 1.5 } })).rejects.toThrow(RangeError);
+    await expect(store.rotate({ retired, expectedVersion: 1, successor: { ...successor, dueAt: NaN } })).rejects.toThrow(RangeError);
+    await expect(store.create(makeRecord({ dueAt: Infinity }))).rejects.toThrow(RangeError);
+    await expect(store.create(makeRecord(), { fence: { lease: 'x}{y', value: 'v' } })).rejects.toThrow(RangeError);
+    expect((await admin.keys('*')).sort()).toEqual(before);
+  });
+
+  it('pages a 10k-key due range in bounded batches, each key once, earliest first', async () => {
+    const store = await newStore();
+    const NOW = 1_000_000;
+    const dueRecs = Array.from({ length: 10_000 }, (_, i) => makeRecord({ dueAt: NOW - 10_000 + ((i * 7_919) % 10_000) })); // shuffled due times
+    const later = Array.from({ length: 500 }, (_, i) => makeRecord({ dueAt: NOW + 1 + i }));
+    const never = Array.from({ length: 500 }, () => makeRecord());
+    const all = [...dueRecs, ...later, ...never];
+    for (let i = 0; i < all.length; i += 500) await Promise.all(all.slice(i, i + 500).map((r) => store.create(r)));
+    const expected = [...dueRecs].sort((a, b) => a.dueAt! - b.dueAt!).map((r) => r.id);
+    expect(await store.due(NOW, 20_000)).toEqual(expected);
+
+    // the scheduler's loop: take a batch, handle it (here: the step is done, no further due time), repeat
+    const byId = new Map(dueRecs.map((r) => [r.id, r]));
+    const seen: string[] = [];
+    let calls = 0;
+    for (;;) {
+      const batch = await store.due(NOW, 1_000);
+      calls++;
+      expect(batch.length).toBeLessThanOrEqual(1_000);
+      if (batch.length === 0) break;
+      seen.push(...batch);
+      await Promise.all(batch.map((id) => {
+        const { dueAt: _done, ...r } = byId.get(id)!;
+        return store.replace({ ...r, expiryHandledAt: NOW, version: 2 }, 1);
+      }));
+      if (calls > 20) throw new Error('due never drains');
+    }
+    expect(calls).toBe(11);
+    expect(seen).toEqual(expected);
+    expect(await store.due(NOW, 10)).toEqual([]);
+    expect(await admin.zcard('{kw}:due')).toBe(later.length);
+    expect(await store.due(NOW + 500, 1_000)).toEqual(later.map((r) => r.id));
+  });
+
   it('makes one round trip per call: getByHash is one HGETALL, the rest one script each', async () => {
     const redis = createRedisClient(server.url);
     await waitUntilReady(redis);
@@ -180,6 +286,12 @@ describe('RedisKeyStore on Redis', () => {
     expect(await names(() => store.list({ owner: 'team-a', state: 'disabled', limit: 10 }))).toEqual(['evalsha']);
     const batch = [a, b, a].map((r) => ({ keyId: r.id, count: 2, lastUsedAt: 3 }));
     expect(await names(() => store.addUsage(batch, randomUUID()))).toEqual(['evalsha']);
+    const successor = makeRecord();
+    const sealed = { sealed: 's', expiresAt: Date.now() + 60_000 };
+    await store.rotate({ retired: { ...b, rotatedTo: 'key_loaded', version: 2 }, expectedVersion: 1, successor: makeRecord(), sealed }); // load
+    expect(await names(() => store.rotate({ retired: { ...a, rotatedTo: successor.id, version: 4 }, expectedVersion: 3, successor, sealed }))).toEqual(['evalsha']);
+    expect(await names(() => store.due(Date.now(), 100))).toEqual(['zrangebyscore']);
+    expect(await names(() => store.takeSealedSecret(successor.id))).toEqual(['getdel']);
     expect(await names(() => store.delete(b.id))).toEqual(['evalsha']);
     sent.mockRestore();
   });
@@ -266,6 +378,9 @@ describe('RedisKeyStore on Redis', () => {
       list: () => store.list({ limit: 10 }),
       listFiltered: () => store.list({ owner: 'team-a', state: 'active', limit: 10 }),
       addUsage: () => store.addUsage([{ keyId: r.id, count: 1, lastUsedAt: 1 }], randomUUID()),
+      rotate: () => store.rotate({ retired: { ...r, rotatedTo: 'key_x', version: 2 }, expectedVersion: 1, successor: makeRecord() }),
+      due: () => store.due(Date.now(), 10),
+      takeSealedSecret: () => store.takeSealedSecret(r.id),
       ping: () => store.ping(),
     };
     for (const [name, call] of Object.entries(calls)) {

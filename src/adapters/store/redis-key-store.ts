@@ -1,8 +1,18 @@
 import { toStoreError, type RedisClient } from '../redis/redis-client';
 import { evalScript, luaScript, type LuaScript } from '../redis/lua-script';
-import { AlreadyExistsError, ConflictError, NotFoundError } from '../../domain/errors';
+import { AlreadyExistsError, ConflictError, FencedError, NotFoundError } from '../../domain/errors';
 import { KEY_STATES, type KeyRecord, type KeyState } from '../../domain/key-record';
-import { quotaExceeded, type KeyStore, type ListPage, type ListQuery, type UsageDelta, type WriteOptions } from '../../ports/key-store';
+import {
+  quotaExceeded,
+  type Fence,
+  type KeyStore,
+  type ListPage,
+  type ListQuery,
+  type RotationWrite,
+  type SealedSecret,
+  type UsageDelta,
+  type WriteOptions,
+} from '../../ports/key-store';
 import { chooseIndex } from './memory-key-store';
 
 /*
@@ -19,17 +29,36 @@ import { chooseIndex } from './memory-key-store';
  *                           Ids are ULIDs of one length, so lexicographic order is creation order
  *                           and a page is ZRANGEBYLEX `(after` `+` LIMIT: O(log n + page).
  *                           Services never contain `|`, so the names cannot collide.
+ *   P due           ZSET    score = the record's `dueAt`, member = key id: the lifecycle
+ *                           scheduler's index. `due` is ZRANGEBYSCORE -inf now LIMIT: O(log n +
+ *                           limit), so a tick with nothing due costs the same at 1M keys as at 10.
+ *                           Keys without a `dueAt` have no entry.
+ *   P sealed:<id>   STRING  the sealed secret of an automatically rotated successor (JSON
+ *                           {s: sealed form, e: expiresAt}), PEXPIREAT its `expiresAt`; taken
+ *                           once with GETDEL. Never the secret itself: the sealer's ciphertext.
+ *   P <name>:lease  STRING  RedisLease's key (redis-lease.ts), read by fenced writes only.
  *
- * Record fields: v (format version, "1"), id, h (hash), ver (CAS version), svc, own, st (the
- * fields scripts read), d (JSON of the descriptive rest, compact keys), u (usage count) and lu
- * (last use, ms; absent until first used). u and lu are written only by create and addUsage
- * (HINCRBY and a max-update), so replace never touches them. A reader meeting a `v` it does not
- * know refuses the record instead of guessing; a later format adds a version and reads both.
+ * Record fields: v (format version), id, h (hash), ver (CAS version), svc, own, st (the fields
+ * scripts read), d (JSON of the descriptive rest, compact keys), u (usage count) and lu (last
+ * use, ms; absent until first used). u and lu are written only by create and addUsage (HINCRBY
+ * and a max-update), so replace never touches them. A reader meeting a `v` it does not know
+ * refuses the record instead of guessing; a later format adds a version and reads both.
+ *   v "1": the original fields.
+ *   v "2": `d` may also hold the rotation and lifecycle fields (rotatedTo, rotatedFrom,
+ *          rotatedAt, graceEndsAt, limitsId, dueAt, expiryHandledAt, rotationNoticeAt). A record
+ *          is written as "2" only when it has one of them, so a sidecar of the previous release
+ *          (during a rolling upgrade) still reads every record it can represent, and refuses the
+ *          others rather than dropping their rotation state on its next write. This version
+ *          reads both.
  *
- * Atomicity: create, replace, delete, getById, list pages and addUsage are Lua scripts (EVALSHA,
- * falling back to EVAL on NOSCRIPT), so a record, its pointer and its six index entries change
- * together. Scripts check everything before their first write, so an error cannot stop one
- * halfway.
+ * Atomicity: create, replace, rotate, delete, getById, list pages and addUsage are Lua scripts
+ * (EVALSHA, falling back to EVAL on NOSCRIPT), so a record, its pointer, its six index entries
+ * and its due entry change together (rotate: both records, and the sealed secret). Scripts check
+ * everything before their first write, and arguments that Redis could refuse mid-script (scores,
+ * expiry times) are checked in TypeScript before the call, so an error cannot stop one halfway.
+ *
+ * Fencing: a write with `opts.fence` first compares `GET P <fence.lease>:lease` to the fence
+ * value in the same script, so a lease holder that paused past its lease writes nothing.
  *
  * Cluster: every key carries the single hash tag `{kw}`, so all keyward keys live in one slot.
  * That is what lets a script follow the id pointer to the record and its old index entries
@@ -54,7 +83,9 @@ export interface RedisKeyStoreOptions {
   scanBatch?: number;
 }
 
-const FORMAT_VERSION = '1';
+/** The format written for records without rotation fields, and the one for records with them. */
+const FORMAT_V1 = '1';
+const FORMAT_V2 = '2';
 /** How long an applied usage batch id is remembered (retries come within seconds). */
 const USAGE_BATCH_TTL_MS = 86_400_000;
 
@@ -62,7 +93,12 @@ function script(body: string): LuaScript {
   return luaScript(`${LUA_HELPERS}\n${body}`);
 }
 
-/** The six index names of a record, in Lua; must match `indexNames` below. */
+/*
+ * Lua helpers shared by the write scripts. `indexes` must match `indexNames` below. Write scripts
+ * take their keys in a fixed order: pointer, record, due index, the six indexes of the record as
+ * written (its service's index of its state is the third of them), and last, only when the write
+ * is fenced, the lease key (its expected value is an argument).
+ */
 const LUA_HELPERS = `
 local function indexes(p, svc, own, st)
   local out = {}
@@ -73,42 +109,109 @@ local function indexes(p, svc, own, st)
     out[#out + 1] = b .. '|st:' .. st
   end
   return out
+end
+
+-- A fenced write goes ahead only while the lease key holds the fence value.
+local function fenced(lease, value)
+  return lease ~= nil and redis.call('GET', lease) ~= value
+end
+
+local function set_due(due, id, at)
+  if at == '' then redis.call('ZREM', due, id) else redis.call('ZADD', due, at, id) end
+end
+
+-- Compare-and-set check of a replace: an error reply, or nil and the stored {ver, svc, own, st}.
+local function check_replace(p, ptr, rec, expected)
+  local hash = redis.call('GET', ptr)
+  if not hash then return 'NOT_FOUND' end
+  local stored = p .. 'r:' .. hash
+  local cur = redis.call('HMGET', stored, 'ver', 'svc', 'own', 'st')
+  if cur[1] ~= expected then return 'CONFLICT:' .. tostring(cur[1]) end
+  if stored ~= rec then return 'HASH_CHANGED' end
+  return nil, cur
+end
+
+-- k: the first of the six new index keys; fields: HSET pairs.
+local function write_replace(p, id, rec, due, k, cur, at, fields)
+  if cur[2] and cur[3] and cur[4] then
+    for _, old in ipairs(indexes(p, cur[2], cur[3], cur[4])) do redis.call('ZREM', old, id) end
+  end
+  redis.call('HSET', rec, unpack(fields))
+  for i = k, k + 5 do redis.call('ZADD', KEYS[i], 0, id) end
+  set_due(due, id, at)
+end
+
+local function check_create(ptr, rec)
+  if redis.call('EXISTS', ptr) == 1 then return 'ID_TAKEN' end
+  if redis.call('EXISTS', rec) == 1 then return 'HASH_TAKEN' end
+  return nil
+end
+
+local function write_create(ptr, rec, due, k, id, hash, at, fields)
+  redis.call('HSET', rec, unpack(fields))
+  redis.call('SET', ptr, hash)
+  for i = k, k + 5 do redis.call('ZADD', KEYS[i], 0, id) end
+  set_due(due, id, at)
+end
+
+local function slice(t, from, to)
+  local out = {}
+  for i = from, to do out[#out + 1] = t[i] end
+  return out
 end`;
 
 /**
- * KEYS: pointer, record, 6 indexes (KEYS[5] = the service's index of the record's state).
- * ARGV: id, hash, most active keys of the service (0: no quota), field/value pairs.
+ * KEYS: pointer, record, due, 6 indexes (KEYS[6] = the service's index of the record's state),
+ * [lease]. ARGV: id, hash, most active keys of the service (0: no quota), dueAt or '', fence
+ * value or '', field/value pairs.
  */
 const CREATE = script(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'ID_TAKEN' end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 'HASH_TAKEN' end
+if fenced(KEYS[10], ARGV[5]) then return 'FENCED' end
+local err = check_create(KEYS[1], KEYS[2])
+if err then return err end
 local quota = tonumber(ARGV[3])
-if quota > 0 and redis.call('ZCARD', KEYS[5]) >= quota then return 'QUOTA' end
-redis.call('HSET', KEYS[2], unpack(ARGV, 4))
-redis.call('SET', KEYS[1], ARGV[2])
-for i = 3, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[1]) end
+if quota > 0 and redis.call('ZCARD', KEYS[6]) >= quota then return 'QUOTA' end
+write_create(KEYS[1], KEYS[2], KEYS[3], 4, ARGV[1], ARGV[2], ARGV[4], slice(ARGV, 6, #ARGV))
 return 'OK'`);
 
 /**
- * KEYS: pointer, record (new hash), 6 new indexes (KEYS[5] = the service's index of the new
- * state). ARGV: prefix, id, expected version, most active keys when the record becomes active
- * (0: no quota), pairs.
+ * KEYS: pointer, record (new hash), due, 6 new indexes (KEYS[6] = the service's index of the
+ * new state), [lease]. ARGV: prefix, id, expected version, most active keys when the record
+ * becomes active (0: no quota), dueAt or '', fence value or '', pairs.
  */
 const REPLACE = script(`
-local hash = redis.call('GET', KEYS[1])
-if not hash then return 'NOT_FOUND' end
-local rec = ARGV[1] .. 'r:' .. hash
-local cur = redis.call('HMGET', rec, 'ver', 'svc', 'own', 'st')
-if cur[1] ~= ARGV[3] then return 'CONFLICT:' .. tostring(cur[1]) end
-if rec ~= KEYS[2] then return 'HASH_CHANGED' end
+if fenced(KEYS[10], ARGV[6]) then return 'FENCED' end
+local err, cur = check_replace(ARGV[1], KEYS[1], KEYS[2], ARGV[3])
+if err then return err end
 local quota = tonumber(ARGV[4])
-if quota > 0 and cur[4] ~= 'active' and redis.call('ZCARD', KEYS[5]) >= quota then return 'QUOTA' end
-for _, k in ipairs(indexes(ARGV[1], cur[2], cur[3], cur[4])) do redis.call('ZREM', k, ARGV[2]) end
-redis.call('HSET', rec, unpack(ARGV, 5))
-for i = 3, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[2]) end
+if quota > 0 and cur[4] ~= 'active' and redis.call('ZCARD', KEYS[6]) >= quota then return 'QUOTA' end
+write_replace(ARGV[1], ARGV[2], KEYS[2], KEYS[3], 4, cur, ARGV[5], slice(ARGV, 7, #ARGV))
 return 'OK'`);
 
-/** KEYS: pointer. ARGV: prefix, id. Returns the removed record's fields, or nil. */
+/**
+ * Rotation: replace the retired record and create its successor, all checks first.
+ * KEYS: retired pointer, retired record, due, 6 retired indexes, successor pointer (10),
+ * successor record (11), 6 successor indexes (12-17), sealed secret (18), [lease (19)].
+ * ARGV: prefix, retired id, expected version, retired dueAt or '', successor id, successor hash,
+ * successor dueAt or '', sealed value or '', sealed expiresAt, fence value or '', n = number of
+ * retired pairs' elements, the retired pairs, then the successor pairs.
+ */
+const ROTATE = script(`
+if fenced(KEYS[19], ARGV[10]) then return 'FENCED' end
+local err, cur = check_replace(ARGV[1], KEYS[1], KEYS[2], ARGV[3])
+if err then return err end
+err = check_create(KEYS[10], KEYS[11])
+if err then return err end
+local n = tonumber(ARGV[11])
+write_replace(ARGV[1], ARGV[2], KEYS[2], KEYS[3], 4, cur, ARGV[4], slice(ARGV, 12, 11 + n))
+write_create(KEYS[10], KEYS[11], KEYS[3], 12, ARGV[5], ARGV[6], ARGV[7], slice(ARGV, 12 + n, #ARGV))
+if ARGV[8] ~= '' then
+  redis.call('SET', KEYS[18], ARGV[8])
+  redis.call('PEXPIREAT', KEYS[18], ARGV[9])
+end
+return 'OK'`);
+
+/** KEYS: pointer, due, sealed secret. ARGV: prefix, id. Returns the removed record's fields, or nil. */
 const DELETE = script(`
 local hash = redis.call('GET', KEYS[1])
 if not hash then return false end
@@ -118,7 +221,8 @@ local cur = redis.call('HMGET', rec, 'svc', 'own', 'st')
 if cur[1] and cur[2] and cur[3] then
   for _, k in ipairs(indexes(ARGV[1], cur[1], cur[2], cur[3])) do redis.call('ZREM', k, ARGV[2]) end
 end
-redis.call('DEL', rec, KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('DEL', rec, KEYS[1], KEYS[3])
 return all`);
 
 /** KEYS: pointer. ARGV: prefix. */
@@ -196,19 +300,14 @@ export class RedisKeyStore implements KeyStore {
   }
 
   async create(record: KeyRecord, opts: WriteOptions = {}): Promise<void> {
-    // addUsage HINCRBYs `u` inside a script: a non-integer there would fail it halfway
-    if (!Number.isSafeInteger(record.usageCount)) {
-      throw new RangeError(`usageCount must be an integer, got ${record.usageCount}`);
-    }
-    const fields = [...encode(record), 'u', String(record.usageCount)];
-    if (record.lastUsedAt !== undefined) fields.push('lu', String(record.lastUsedAt));
-    const keys = [this.idKey(record.id), this.recordKey(record.hash), ...this.indexKeys(record)];
+    const fields = createFields(record);
+    const [fenceKeys, fenceValue] = this.fenceArgs(opts.fence);
+    const keys = [this.idKey(record.id), this.recordKey(record.hash), this.dueKey(), ...this.indexKeys(record), ...fenceKeys];
     const quota = record.state === 'active' ? (opts.maxActiveKeys ?? 0) : 0;
-    const reply = await this.run('create', () => evalScript(this.redis, CREATE, keys, [record.id, record.hash, String(quota), ...fields]));
+    const args = [record.id, record.hash, String(quota), dueArg(record), fenceValue, ...fields];
+    const reply = await this.run('create', () => evalScript(this.redis, CREATE, keys, args));
     if (reply === 'QUOTA') throw quotaExceeded(record.service, quota);
-    if (reply === 'ID_TAKEN') throw new AlreadyExistsError(`key ${record.id} already exists`);
-    if (reply === 'HASH_TAKEN') throw new AlreadyExistsError('a key with this hash already exists');
-    expectOk('create', reply);
+    this.checkWriteReply('create', record, reply);
   }
 
   async getById(id: string): Promise<KeyRecord | undefined> {
@@ -222,23 +321,60 @@ export class RedisKeyStore implements KeyStore {
   }
 
   async replace(record: KeyRecord, expectedVersion: number, opts: WriteOptions = {}): Promise<void> {
-    const keys = [this.idKey(record.id), this.recordKey(record.hash), ...this.indexKeys(record)];
+    const [fenceKeys, fenceValue] = this.fenceArgs(opts.fence);
+    const keys = [this.idKey(record.id), this.recordKey(record.hash), this.dueKey(), ...this.indexKeys(record), ...fenceKeys];
     const quota = record.state === 'active' ? (opts.maxActiveKeys ?? 0) : 0;
-    const args = [this.p, record.id, String(expectedVersion), String(quota), ...encode(record)];
+    const args = [this.p, record.id, String(expectedVersion), String(quota), dueArg(record), fenceValue, ...encode(record)];
     const reply = await this.run('replace', () => evalScript(this.redis, REPLACE, keys, args));
-    if (reply === 'NOT_FOUND') throw new NotFoundError(`key ${record.id} not found`);
     if (reply === 'QUOTA') throw quotaExceeded(record.service, quota);
-    if (typeof reply === 'string' && reply.startsWith('CONFLICT:')) {
-      throw new ConflictError(
-        `key ${record.id} was changed concurrently (version ${reply.slice(9)}, expected ${expectedVersion})`,
-      );
+    this.checkWriteReply('replace', record, reply, expectedVersion);
+  }
+
+  async rotate(write: RotationWrite, opts: Pick<WriteOptions, 'fence'> = {}): Promise<void> {
+    const { retired, successor, sealed } = write;
+    if (successor.id === retired.id) throw new RangeError('a successor needs its own id');
+    if (sealed !== undefined && (!Number.isSafeInteger(sealed.expiresAt) || sealed.expiresAt <= 0)) {
+      // PEXPIREAT would refuse it after the records were written
+      throw new RangeError(`sealed.expiresAt must be a positive integer (ms), got ${sealed.expiresAt}`);
     }
-    if (reply === 'HASH_CHANGED') throw new Error(`replace cannot change the hash of key ${record.id}`);
-    expectOk('replace', reply);
+    const retiredFields = encode(retired);
+    const successorFields = createFields(successor);
+    const [fenceKeys, fenceValue] = this.fenceArgs(opts.fence);
+    const keys = [
+      this.idKey(retired.id), this.recordKey(retired.hash), this.dueKey(), ...this.indexKeys(retired),
+      this.idKey(successor.id), this.recordKey(successor.hash), ...this.indexKeys(successor),
+      this.sealedKey(successor.id), ...fenceKeys,
+    ];
+    const args = [
+      this.p, retired.id, String(write.expectedVersion), dueArg(retired),
+      successor.id, successor.hash, dueArg(successor),
+      sealed === undefined ? '' : JSON.stringify({ s: sealed.sealed, e: sealed.expiresAt } satisfies StoredSealed),
+      String(sealed?.expiresAt ?? 0), fenceValue,
+      String(retiredFields.length), ...retiredFields, ...successorFields,
+    ];
+    const reply = await this.run('rotate', () => evalScript(this.redis, ROTATE, keys, args));
+    // The retired record's errors name it; taken ids and hashes are the successor's.
+    this.checkWriteReply('rotate', reply === 'ID_TAKEN' || reply === 'HASH_TAKEN' ? successor : retired, reply, write.expectedVersion);
+  }
+
+  async due(now: number, limit: number): Promise<string[]> {
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`due limit must be a positive integer, got ${limit}`);
+    if (!Number.isFinite(now)) throw new RangeError(`due now must be a finite time, got ${now}`);
+    return this.run('due', () => this.redis.zrangebyscore(this.dueKey(), '-inf', String(now), 'LIMIT', 0, limit));
+  }
+
+  async takeSealedSecret(keyId: string): Promise<SealedSecret | undefined> {
+    // GETDEL: the read and the removal are one command, so two claims cannot both get it; Redis
+    // has already dropped it at `expiresAt` (PEXPIREAT).
+    const raw = await this.run('takeSealedSecret', () => this.redis.getdel(this.sealedKey(keyId)));
+    if (raw === null) return undefined;
+    const v = JSON.parse(raw) as StoredSealed;
+    return { sealed: v.s, expiresAt: v.e };
   }
 
   async delete(id: string): Promise<KeyRecord | undefined> {
-    const reply = await this.run('delete', () => evalScript(this.redis, DELETE, [this.idKey(id)], [this.p, id]));
+    const keys = [this.idKey(id), this.dueKey(), this.sealedKey(id)];
+    const reply = await this.run('delete', () => evalScript(this.redis, DELETE, keys, [this.p, id]));
     return decode(reply);
   }
 
@@ -310,6 +446,36 @@ export class RedisKeyStore implements KeyStore {
     return indexNames(r).map((n) => `${this.p}i:${n}`);
   }
 
+  private dueKey(): string {
+    return `${this.p}due`;
+  }
+
+  private sealedKey(id: string): string {
+    return `${this.p}sealed:${id}`;
+  }
+
+  /** The lease key to declare (none when unfenced) and the value it must hold ('' when unfenced). */
+  private fenceArgs(fence: Fence | undefined): [string[], string] {
+    if (fence === undefined) return [[], ''];
+    if (!/^[^{}\s]+$/.test(fence.lease)) throw new RangeError(`invalid fence lease name ${JSON.stringify(fence.lease)}`);
+    if (fence.value === '') throw new RangeError('a fence value cannot be empty');
+    return [[`${this.p}${fence.lease}:lease`], fence.value];
+  }
+
+  /** Maps a write script's refusal to the port's error; `record` is the one the error names. */
+  private checkWriteReply(op: string, record: KeyRecord, reply: unknown, expectedVersion?: number): void {
+    if (reply === 'OK') return;
+    if (reply === 'FENCED') throw new FencedError(`${op} of key ${record.id} refused: the writer's lease is no longer current`);
+    if (reply === 'ID_TAKEN') throw new AlreadyExistsError(`key ${record.id} already exists`);
+    if (reply === 'HASH_TAKEN') throw new AlreadyExistsError('a key with this hash already exists');
+    if (reply === 'NOT_FOUND') throw new NotFoundError(`key ${record.id} not found`);
+    if (typeof reply === 'string' && reply.startsWith('CONFLICT:')) {
+      throw new ConflictError(`key ${record.id} was changed concurrently (version ${reply.slice(9)}, expected ${expectedVersion})`);
+    }
+    if (reply === 'HASH_CHANGED') throw new RangeError(`${op} must not change the hash of key ${record.id}`);
+    throw new Error(`redis ${op} script: unexpected reply ${JSON.stringify(reply)}`);
+  }
+
 
   private async run<T>(op: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -327,9 +493,26 @@ function indexNames(r: KeyRecord): string[] {
   return names;
 }
 
+/** The sealed secret as stored: `s` the sealer's form, `e` its expiry (ms). */
+interface StoredSealed {
+  s: string;
+  e: number;
+}
 
-function expectOk(op: string, reply: unknown): void {
-  if (reply !== 'OK') throw new Error(`redis ${op} script: unexpected reply ${JSON.stringify(reply)}`);
+/** A record's `dueAt` as a ZADD score, or '' for none; checked here since ZADD refuses NaN mid-script. */
+function dueArg(r: KeyRecord): string {
+  if (r.dueAt === undefined) return '';
+  if (!Number.isFinite(r.dueAt)) throw new RangeError(`dueAt of key ${r.id} must be a finite time, got ${r.dueAt}`);
+  return String(r.dueAt);
+}
+
+/** The HSET pairs of a new record: every field, with its starting usage. */
+function createFields(r: KeyRecord): string[] {
+  // addUsage HINCRBYs `u` inside a script: a non-integer there would fail it halfway
+  if (!Number.isSafeInteger(r.usageCount)) throw new RangeError(`usageCount must be an integer, got ${r.usageCount}`);
+  const fields = [...encode(r), 'u', String(r.usageCount)];
+  if (r.lastUsedAt !== undefined) fields.push('lu', String(r.lastUsedAt));
+  return fields;
 }
 
 /** The descriptive part of a record, with compact keys; absent optional fields are left out. */
@@ -349,7 +532,22 @@ interface Details {
   po?: string;
   /** key-level starting credits */
   cr?: number;
+  // Format 2: rotation links and lifecycle bookkeeping (see KeyRecord).
+  /** rotatedTo, rotatedFrom, rotatedAt, graceEndsAt */
+  rt?: string;
+  rf?: string;
+  rat?: number;
+  ge?: number;
+  /** limitsId */
+  li?: string;
+  /** dueAt, expiryHandledAt, rotationNoticeAt */
+  du?: number;
+  eh?: number;
+  rn?: number;
 }
+
+/** The Details keys that only format 2 knows. */
+const V2_DETAILS = ['rt', 'rf', 'rat', 'ge', 'li', 'du', 'eh', 'rn'] as const;
 
 /** Every field but usage, as HSET field/value pairs. */
 function encode(r: KeyRecord): string[] {
@@ -367,9 +565,18 @@ function encode(r: KeyRecord): string[] {
     ...(r.revokeReason !== undefined && { rr: r.revokeReason }),
     ...(r.policyId !== undefined && { po: r.policyId }),
     ...(r.credits !== undefined && { cr: r.credits }),
+    ...(r.rotatedTo !== undefined && { rt: r.rotatedTo }),
+    ...(r.rotatedFrom !== undefined && { rf: r.rotatedFrom }),
+    ...(r.rotatedAt !== undefined && { rat: r.rotatedAt }),
+    ...(r.graceEndsAt !== undefined && { ge: r.graceEndsAt }),
+    ...(r.limitsId !== undefined && { li: r.limitsId }),
+    ...(r.dueAt !== undefined && { du: r.dueAt }),
+    ...(r.expiryHandledAt !== undefined && { eh: r.expiryHandledAt }),
+    ...(r.rotationNoticeAt !== undefined && { rn: r.rotationNoticeAt }),
   };
+  const v2 = V2_DETAILS.some((k) => d[k] !== undefined);
   return [
-    'v', FORMAT_VERSION,
+    'v', v2 ? FORMAT_V2 : FORMAT_V1,
     'id', r.id,
     'h', r.hash,
     'ver', String(r.version),
@@ -385,7 +592,7 @@ function decode(reply: unknown): KeyRecord | undefined {
   if (reply === null || reply === undefined) return undefined;
   const f = Array.isArray(reply) ? pairs(reply) : (reply as Record<string, string>);
   if (Object.keys(f).length === 0) return undefined;
-  if (f.v !== FORMAT_VERSION) throw new Error(`key record ${f.id ?? '?'} has unsupported format version ${f.v}`);
+  if (f.v !== FORMAT_V1 && f.v !== FORMAT_V2) throw new Error(`key record ${f.id ?? '?'} has unsupported format version ${f.v}`);
   if (!KEY_STATES.includes(f.st as KeyState)) throw new Error(`key record ${f.id} has invalid state ${f.st}`);
   const d = JSON.parse(f.d) as Details;
   const r: { -readonly [K in keyof KeyRecord]: KeyRecord[K] } = {
@@ -410,6 +617,16 @@ function decode(reply: unknown): KeyRecord | undefined {
   if (d.rr !== undefined) r.revokeReason = d.rr;
   if (d.po !== undefined) r.policyId = d.po;
   if (d.cr !== undefined) r.credits = d.cr;
+  if (f.v === FORMAT_V2) {
+    if (d.rt !== undefined) r.rotatedTo = d.rt;
+    if (d.rf !== undefined) r.rotatedFrom = d.rf;
+    if (d.rat !== undefined) r.rotatedAt = d.rat;
+    if (d.ge !== undefined) r.graceEndsAt = d.ge;
+    if (d.li !== undefined) r.limitsId = d.li;
+    if (d.du !== undefined) r.dueAt = d.du;
+    if (d.eh !== undefined) r.expiryHandledAt = d.eh;
+    if (d.rn !== undefined) r.rotationNoticeAt = d.rn;
+  }
   if (f.lu !== undefined) r.lastUsedAt = Number(f.lu);
   return r;
 }
