@@ -1,3 +1,8 @@
+// Keep this first, so that `keyward serve` loads the sidecar before commander and the admin CLI.
+// Measured: the other order leaves the idle sidecar with ~7 MiB more RSS (99.8 vs 93 MiB),
+// although those modules add under 1 MiB when loaded after it (a heap-layout effect of load
+// order: loading commander's help module alone before the sidecar costs ~5 MiB).
+import { serve } from './serve';
 import { Metadata, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
@@ -14,7 +19,6 @@ import { ValidateKeyResponse, validationCodeToJSON } from '../gen/keyward/v1/key
 import { adminClient, call, CliError, keyClient, resolveToken } from './admin-client';
 import { formatKey, formatTable } from './format';
 import { runExport, runImport } from './backup-commands';
-import { serve } from './serve';
 
 interface GlobalOptions {
   addr: string;
