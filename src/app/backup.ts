@@ -9,11 +9,17 @@ import type { KeyStore } from '../ports/key-store';
  * Backup and restore of the store of record as JSON lines, one `KeyRecord` per line, in id
  * order. Records hold key hashes, never secrets, so an export restores every key without
  * anyone learning a secret. Import is idempotent: a record whose id exists is left alone.
+ *
+ * Rotation links and the scheduler's bookkeeping (`dueAt`, steps done) travel with the records,
+ * and `create` re-indexes `dueAt`, so the scheduler picks restored keys up where it left them.
+ * Sealed secrets of automatic rotations are never exported (they are not part of a record): a
+ * successor restored inside its claim window cannot be claimed; rotate it again instead.
  */
 const ms = z.number().int().nonnegative();
+const keyId = z.string().regex(KEY_ID_PATTERN);
 const recordSchema = z
   .object({
-    id: z.string().regex(KEY_ID_PATTERN),
+    id: keyId,
     hash: z.string().regex(/^[0-9a-f]{64}$/),
     service: z.string().regex(LIMITS.serviceName),
     owner: z.string().max(LIMITS.ownerLength),
@@ -33,6 +39,14 @@ const recordSchema = z
     usageCount: ms,
     policyId: z.string().regex(/^pol_[0-9A-HJKMNP-TV-Z]{26}$/).optional(),
     credits: ms.optional(),
+    rotatedTo: keyId.optional(),
+    rotatedFrom: keyId.optional(),
+    rotatedAt: ms.optional(),
+    graceEndsAt: ms.optional(),
+    limitsId: keyId.optional(),
+    dueAt: ms.optional(),
+    expiryHandledAt: ms.optional(),
+    rotationNoticeAt: ms.optional(),
     version: z.number().int().positive(),
   })
   .strict();
