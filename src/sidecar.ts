@@ -5,8 +5,10 @@ import { HealthImplementation } from 'grpc-health-check';
 import { MemoryAuditLog } from './adapters/audit/memory-audit-log';
 import { RedisAuditLog } from './adapters/audit/redis-audit-log';
 import { ValidationCache } from './adapters/cache/validation-cache';
+import { AesGcmSealer } from './adapters/crypto/aes-gcm-sealer';
 import { InProcessEventTransport } from './adapters/events/in-process-event-transport';
 import { MemoryEventOutbox } from './adapters/events/memory-event-outbox';
+import { MemoryLease, MemoryLeaseTable } from './adapters/events/memory-lease';
 import { createNatsEventTransport, NatsEventTransport } from './adapters/events/nats-event-transport';
 import { RedisEventOutbox } from './adapters/events/redis-event-outbox';
 import { RedisLease } from './adapters/events/redis-lease';
@@ -26,8 +28,8 @@ import { AuditRecorder } from './app/audit-recorder';
 import { DenialEvents } from './app/denial-events';
 import { EventRelay } from './app/event-relay';
 import { KeyAdmin } from './app/key-admin';
-import { keyChangeEffects } from './app/key-change-effects';
-import { KeyValidator } from './app/key-validator';
+import { keyChangeEffects, lifecycleEffects } from './app/key-change-effects';
+import { LifecycleScheduler } from './app/lifecycle-scheduler';
 import { NotificationRouter } from './app/notification-router';
 import { PolicyAdmin } from './app/policy-admin';
 import { PolicyResolver } from './app/policy-resolver';
@@ -68,6 +70,8 @@ export interface Sidecar {
   readonly metricsAddr?: string;
   /** The validation cache, when enabled (for tests and benchmarks). */
   readonly cache?: ValidationCache;
+  /** The lifecycle scheduler, unless KEYWARD_SCHEDULER_ENABLED is false. */
+  readonly scheduler?: LifecycleScheduler;
   /** Drains in-flight calls (bounded by `shutdownTimeout`) and releases every resource. */
   stop(): Promise<void>;
 }
@@ -85,7 +89,9 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   const clock = deps.clock ?? systemClock;
   const redis = config.redisUrl === undefined ? undefined : connectRedis(config.redisUrl, logger);
   const metrics = deps.metrics ?? createMetrics();
-  const store = measureStore(deps.store ?? (redis ? new RedisKeyStore({ redis }) : new MemoryKeyStore()), metrics);
+  // Leases of the embedded store: its fenced writes check the scheduler's lease in this table.
+  const leases = new MemoryLeaseTable();
+  const store = measureStore(deps.store ?? (redis ? new RedisKeyStore({ redis }) : new MemoryKeyStore({ leases, now: () => clock.now() })), metrics);
   const embedded = deps.store === undefined && redis === undefined;
 
   // Events: a durable outbox, one relay at a time publishing it in order, and the transport.
@@ -159,20 +165,40 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
     policies,
     limiter,
   });
+  // Rotated secrets are sealed only when a key-encryption key is configured (never stored).
+  const sealer = config.kek ? new AesGcmSealer(config.kek.bytes()) : undefined;
+  const effectsOptions = { cache, outbox, audit, clock, eventIds, logger, traceparent: traceparentOfActiveSpan };
   const admin = new KeyAdmin({
     store,
     clock,
     ids: new KeyIdGenerator(),
     defaultPrefix: config.keyPrefix,
-    onChange: keyChangeEffects({ cache, outbox, audit, clock, eventIds, logger, traceparent: traceparentOfActiveSpan }),
+    onChange: keyChangeEffects(effectsOptions),
     policies: policyStore,
     limiter,
     onQuotaExceeded: (service, limit, actor) => emit({ type: 'quota.exceeded', quota: 'max_active_keys', limit }, { service, actor }),
+    defaultGracePeriodMs: config.rotationGracePeriod,
+    sealer,
   });
+  // Expiry, grace ends and rotation strategies: every sidecar runs it, one at a time acts (lease).
+  const scheduler = config.schedulerEnabled
+    ? new LifecycleScheduler({
+        store,
+        policies: policyStore,
+        admin,
+        lease: redis ? new RedisLease({ redis, name: 'scheduler' }) : new MemoryLease({ table: leases, name: 'scheduler', now: () => clock.now() }),
+        effects: lifecycleEffects(effectsOptions),
+        clock,
+        logger,
+        intervalMs: config.schedulerInterval,
+        batchSize: config.schedulerBatch,
+      })
+    : undefined;
   const policyAdmin = new PolicyAdmin({
     store: policyStore,
     clock,
     ids: new KeyIdGenerator(undefined, 'pol'),
+    canSealSecrets: sealer !== undefined,
     onChange: (kind, policy, actor) => {
       policies.invalidateService(policy.service); // this sidecar at once; the others by the event
       emit({ type: `policy.${kind}`, policy }, { actor });
@@ -217,7 +243,10 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   // Every sidecar hears every change (cache invalidation); one sidecar handles each notification.
   const invalidations = await transport.subscribeAll((e) => {
     if (invalidatesKey(e.type)) cache?.invalidateId(e.keyId);
-    else if (invalidatesPolicies(e.type)) policies.invalidateService(e.service);
+    else if (invalidatesPolicies(e.type)) {
+      policies.invalidateService(e.service);
+      scheduler?.recompute(e.service); // due times of the service's keys may have moved
+    }
   });
   const notifications = await transport.subscribeShared((e) => router.dispatch(e));
   relay.start();
@@ -226,6 +255,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   await monitor.start();
   usage.start();
   audit.start();
+  scheduler?.start();
   logger.info(
     {
       ...bound,
@@ -233,6 +263,8 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
       store: store.constructor.name,
       events: transport.constructor.name,
       cache: cache ? config.cacheMaxEntries : 0,
+      scheduler: scheduler !== undefined,
+      kek: sealer?.kekId, // the KEK's id (a hash prefix), never the key
       ready: monitor.isReachable,
     },
     'keyward listening',
@@ -243,10 +275,12 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
     ...bound,
     metricsAddr: metricsServer?.address,
     cache,
+    scheduler,
     stop() {
       stopping ??= (async () => {
         monitor.stop();
         setReady(false);
+        await scheduler?.stop(); // gives the lease up, so another sidecar's scheduler takes over at once
         await servers.shutdown(config.shutdownTimeout);
         await Promise.allSettled([usage.stop(), audit.stop()]);
         if (!(await relay.drain(RELAY_DRAIN_MS))) logger.warn('events still in the outbox at shutdown; another sidecar will publish them');

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Decision, ValidationCode } from '../domain/validation';
 import type { Logger } from '../logger';
-import type { AuditLog, NewAuditEntry } from '../ports/audit-log';
+import type { AuditAppendOptions, AuditLog, NewAuditEntry } from '../ports/audit-log';
 import { PeriodicFlush } from './periodic-flush';
 
 /** Validation outcomes worth an audit entry: someone presented a key that is no longer good. */
@@ -36,8 +36,8 @@ export class AuditRecorder {
   }
 
   /** Admin mutations: durable before the admin call answers. */
-  append(entries: readonly NewAuditEntry[]): Promise<void> {
-    return this.opts.log.append(entries);
+  append(entries: readonly NewAuditEntry[], opts?: AuditAppendOptions): Promise<void> {
+    return this.opts.log.append(entries, opts);
   }
 
   /** Hot path: cheap unless the outcome is one to audit. */

@@ -76,7 +76,11 @@ export type KeyChange =
   /** `record` is the superseded key. */
   | { readonly kind: 'rotated'; readonly record: KeyRecord; readonly successor: KeyRecord; readonly actor: string; readonly sealed: boolean }
   /** An admin claimed the sealed secret of `record` (an automatic rotation's successor). */
-  | { readonly kind: 'secret_claimed'; readonly record: KeyRecord; readonly actor: string };
+  | { readonly kind: 'secret_claimed'; readonly record: KeyRecord; readonly actor: string }
+  /** Lifecycle scheduler: the key reached its expiry (or a `notify` policy's maximum age). */
+  | { readonly kind: 'expired'; readonly record: KeyRecord; readonly actor: string }
+  /** Lifecycle scheduler: a `notify` policy's notice; `dueAt` is when the key reaches its maximum age. */
+  | { readonly kind: 'rotation_due'; readonly record: KeyRecord; readonly actor: string; readonly dueAt: number };
 export type KeyChangeKind = KeyChange['kind'];
 /** Awaited after the store write; it must not throw (the write is committed either way). */
 export type KeyChangeListener = (change: KeyChange) => void | Promise<void>;
@@ -108,6 +112,18 @@ export interface RotationOptions {
   readonly seal?: boolean;
   /** The scheduler's lease, checked in the same atomic write. */
   readonly fence?: Fence;
+  /**
+   * The scheduler emits the rotation's events itself (with ids derived from the step), after
+   * the write: the listener is not called, and the superseded record is written due at the
+   * rotation time (`dueAt === rotatedAt`, see `rotationEventsPending`), so that a scheduler
+   * that crashes before emitting finds the key again on its next tick and emits them then.
+   */
+  readonly deferEvents?: boolean;
+}
+
+/** Whether a superseded key still waits for the scheduler to emit its rotation's events. */
+export function rotationEventsPending(record: KeyRecord): boolean {
+  return record.rotatedTo !== undefined && record.rotatedAt !== undefined && record.dueAt === record.rotatedAt;
 }
 
 const MAX_CAS_ATTEMPTS = 5;
@@ -283,7 +299,7 @@ export class KeyAdmin {
       const gracePeriodMs = opts.gracePeriodMs ?? effective?.rotation?.gracePeriodMs ?? this.defaultGracePeriodMs;
       const secret = generateKey(current.prefix);
       const rotation = rotateRecord(current, { id: this.ids.next(now), hash: hashKey(secret), hint: displayHint(parseKey(secret)!), now, gracePeriodMs });
-      const retired = withDueAt(rotation.retired, effective);
+      const retired = opts.deferEvents ? { ...rotation.retired, dueAt: now } : withDueAt(rotation.retired, effective);
       const successor = withDueAt(rotation.successor, effective);
       if (effective) {
         checkKeyCompliance(effective, { scopes: successor.scopes, createdAt: now, expiresAt: successor.expiresAt, credits: successor.credits });
@@ -299,7 +315,7 @@ export class KeyAdmin {
         if (err instanceof NotFoundError) throw notFound(current.id);
         throw err;
       }
-      await this.onChange({ kind: 'rotated', record: retired, successor, actor: opts.actor, sealed: sealed !== undefined });
+      if (!opts.deferEvents) await this.onChange({ kind: 'rotated', record: retired, successor, actor: opts.actor, sealed: sealed !== undefined });
       return { retired, successor, secret };
     }
   }

@@ -1,6 +1,6 @@
 import { canAccess, type Access, type Principal } from '../domain/admin-access';
 import type { Clock } from '../domain/clock';
-import { ConflictError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../domain/errors';
+import { ConflictError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../domain/errors';
 import { checkPageSize, checkService } from '../domain/input-rules';
 import type { KeyIdGenerator } from '../domain/key-id';
 import type { Policy } from '../domain/policy';
@@ -24,6 +24,7 @@ export const POLICY_FIELDS = [
   'credits',
   'max_active_keys',
   'service_default',
+  'rotation',
 ] as const;
 type PolicyPath = (typeof POLICY_FIELDS)[number];
 
@@ -40,6 +41,11 @@ export interface PolicyAdminOptions {
   clock: Clock;
   ids: KeyIdGenerator;
   onChange?: PolicyChangeListener;
+  /**
+   * Whether this sidecar can seal rotated secrets (a key-encryption key is configured); a policy
+   * asking for the AUTO rotation strategy is refused without one. Default false.
+   */
+  canSealSecrets?: boolean;
 }
 
 const MAX_CAS_ATTEMPTS = 5;
@@ -50,6 +56,7 @@ export class PolicyAdmin {
 
   async create(p: Principal, fields: PolicyFields, serviceDefault: boolean): Promise<PolicyView> {
     const checked = checkPolicyFields(fields);
+    this.checkSealing(checked);
     this.authorize(p, checked.service, 'write');
     const now = this.opts.clock.now();
     const policy: Policy = { ...checked, id: this.opts.ids.next(now), createdAt: now, updatedAt: now, version: 1 };
@@ -99,8 +106,10 @@ export class PolicyAdmin {
         rateLimits: paths.has('rate_limits') ? fields.rateLimits : current.rateLimits,
         credits: paths.has('credits') ? fields.credits : current.credits,
         maxActiveKeys: paths.has('max_active_keys') ? fields.maxActiveKeys : (current.maxActiveKeys ?? 0),
+        rotation: paths.has('rotation') ? fields.rotation : current.rotation,
       };
       const checked = checkPolicyFields(merged);
+      if (paths.has('rotation')) this.checkSealing(checked);
       const next: Policy = { ...dropUndefined(checked), id, createdAt: current.createdAt, updatedAt: this.opts.clock.now(), version: current.version + 1 };
       try {
         await this.opts.store.replacePolicy(next, current.version);
@@ -123,6 +132,15 @@ export class PolicyAdmin {
     const removed = await this.opts.store.deletePolicy(policy.id);
     if (!removed) throw new NotFoundError(`policy ${id} not found`);
     await this.opts.onChange?.('deleted', removed, p.actor);
+  }
+
+  private checkSealing(f: PolicyFields): void {
+    if (f.rotation?.strategy === 'auto' && !this.opts.canSealSecrets) {
+      throw new FailedPreconditionError(
+        'policy.rotation: the AUTO strategy seals each rotated secret under a key-encryption key, and none is configured; ' +
+          'set KEYWARD_KEK or KEYWARD_KEK_FILE on every sidecar, or use ROTATION_STRATEGY_NOTIFY',
+      );
+    }
   }
 
   private async load(p: Principal, id: string, access: Access): Promise<Policy> {

@@ -19,7 +19,7 @@ export async function serve(): Promise<void> {
     throw err;
   }
   // no secret in any log line or exported span: keys and bearer tokens by pattern, the root token verbatim
-  const logger = createLogger(config.logLevel, undefined, { secrets: [config.adminToken] });
+  const logger = createLogger(config.logLevel, undefined, { secrets: [config.adminToken, ...(config.kek?.textForms() ?? [])] });
   setTraceRedactionSecrets([config.adminToken]);
   logTracing(logger);
   let sidecar;

@@ -41,6 +41,12 @@ export const ENV_NAMES = {
   keyPrefix: 'KEYWARD_KEY_PREFIX',
   logLevel: 'KEYWARD_LOG_LEVEL',
   shutdownTimeout: 'KEYWARD_SHUTDOWN_TIMEOUT',
+  kek: 'KEYWARD_KEK',
+  kekFile: 'KEYWARD_KEK_FILE',
+  rotationGracePeriod: 'KEYWARD_ROTATION_GRACE_PERIOD',
+  schedulerEnabled: 'KEYWARD_SCHEDULER_ENABLED',
+  schedulerInterval: 'KEYWARD_SCHEDULER_INTERVAL',
+  schedulerBatch: 'KEYWARD_SCHEDULER_BATCH',
   // Structured settings (lists, maps): JSON in the variable, or plain YAML in the config file.
   ...NOTIFICATION_ENV_NAMES,
 } as const;
@@ -62,6 +68,50 @@ const duration = (form: string, maxMs: number = MAX_DURATION_MS) =>
   });
 const retention = (form: string) =>
   duration(form, Number.MAX_SAFE_INTEGER).refine((ms) => ms > 0, { message: 'must be more than 0' });
+
+const KEK_FORM = 'the base64 of 32 random bytes (generate one with: openssl rand -base64 32)';
+const GRACE_MAX_MS = 90 * 86_400_000;
+
+/**
+ * The key-encryption key that seals the secrets of automatic rotations. The bytes are kept in a
+ * private field: logging or serialising the config shows `[redacted]`, never the key.
+ */
+export class KeyEncryptionKey {
+  readonly #bytes: Buffer;
+  constructor(bytes: Buffer) {
+    this.#bytes = Buffer.from(bytes);
+  }
+  bytes(): Buffer {
+    return Buffer.from(this.#bytes);
+  }
+  /** The forms it can be configured in (base64, base64url), for the log redaction list. */
+  textForms(): string[] {
+    return [this.#bytes.toString('base64'), this.#bytes.toString('base64url')];
+  }
+  toJSON(): string {
+    return '[redacted]';
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return 'KeyEncryptionKey([redacted])';
+  }
+}
+
+/** Decodes a KEK in its configured form; undefined when it is not base64 of exactly 32 bytes. The message never holds the value. */
+export function decodeKek(text: string): KeyEncryptionKey | undefined {
+  const t = text.trim();
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(t)) return undefined;
+  const bytes = Buffer.from(t, t.includes('-') || t.includes('_') ? 'base64url' : 'base64');
+  return bytes.length === 32 ? new KeyEncryptionKey(bytes) : undefined;
+}
+
+const flag = z.union([z.boolean(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'boolean') return v;
+  const t = v.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(t)) return true;
+  if (['false', '0', 'no', 'off'].includes(t)) return false;
+  ctx.addIssue({ code: 'custom', message: 'must be true or false' });
+  return z.NEVER;
+});
 
 const schema = z.object({
   grpcAddr: address.default('127.0.0.1:50051'),
@@ -110,6 +160,29 @@ const schema = z.object({
     .default('sk'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   shutdownTimeout: duration('10s or 500ms').default(10_000),
+  kek: z
+    .string()
+    .transform((v, ctx) => {
+      const kek = decodeKek(v);
+      if (kek === undefined) {
+        ctx.addIssue({ code: 'custom', message: `must be ${KEK_FORM}` });
+        return z.NEVER;
+      }
+      return kek;
+    })
+    .optional(),
+  kekFile: z.string().min(1).optional(),
+  rotationGracePeriod: duration('24h or 30m', GRACE_MAX_MS)
+    .refine((ms) => ms >= 1_000, { message: 'must be from 1s to 90d' })
+    .default(86_400_000),
+  schedulerEnabled: flag.default(true),
+  schedulerInterval: duration('1s or 500ms').refine((ms) => ms >= 100, { message: 'must be at least 100ms' }).default(1_000),
+  schedulerBatch: z.coerce
+    .number({ message: 'must be a whole number' })
+    .int({ message: 'must be a whole number' })
+    .min(1, { message: 'must be from 1 to 10000' })
+    .max(10_000, { message: 'must be from 1 to 10000' })
+    .default(500),
 });
 
 export type Config = z.infer<typeof schema> & { notifications: NotificationSettings };
@@ -147,6 +220,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const config: Config = { ...parsed.data, notifications };
   if (config.adminToken === undefined && config.adminTokenFile !== undefined) {
     config.adminToken = readTokenFile(config.adminTokenFile);
+  }
+  if (config.kekFile !== undefined) {
+    if (config.kek !== undefined) throw new ConfigError('KEYWARD_KEK and KEYWARD_KEK_FILE are both set: set one of them');
+    config.kek = readKekFile(config.kekFile);
   }
   return config;
 }
@@ -186,6 +263,18 @@ function readTokenFile(path: string): string {
   }
   if (token.length < 32) throw new ConfigError(`KEYWARD_ADMIN_TOKEN_FILE: the token in ${path} must be at least 32 characters`);
   return token;
+}
+
+function readKekFile(path: string): KeyEncryptionKey {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`KEYWARD_KEK_FILE: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  const kek = decodeKek(text);
+  if (kek === undefined) throw new ConfigError(`KEYWARD_KEK_FILE: ${path} must hold ${KEK_FORM}`);
+  return kek;
 }
 
 export function isListenAddress(addr: string): boolean {

@@ -2,6 +2,7 @@ import { checkCidrs } from './cidr';
 import { FailedPreconditionError, InvalidArgumentError } from './errors';
 import { checkScopes, checkService, checkText, LIMITS } from './input-rules';
 import type { CreditRule, Policy, RateLimitRule, RefillPeriod, RotationRule, TimeWindow } from './policy';
+import { MAX_GRACE_PERIOD_MS } from './rotation';
 import { ScopeSet } from './scopes';
 import { checkTimeWindows, checkTimeZone } from './time-windows';
 
@@ -46,6 +47,29 @@ export function checkPolicyFields(f: PolicyFields, prefix = 'policy.'): PolicyFi
   if (f.maxLifetimeMs !== undefined) out.maxLifetimeMs = checkAge(field('max_lifetime'), f.maxLifetimeMs);
   if (f.maxAgeMs !== undefined) out.maxAgeMs = checkAge(field('max_age'), f.maxAgeMs);
   if (f.credits !== undefined) out.credits = checkCredits(field('credits'), f.credits);
+  if (f.rotation !== undefined) out.rotation = checkRotation(field('rotation'), f.rotation, out.maxAgeMs);
+  return out;
+}
+
+/** Shortest grace period of an `auto` rotation: its sealed secret is claimable only within it. */
+const MIN_AUTO_GRACE_MS = 1_000;
+
+function checkRotation(field: string, r: RotationRule, maxAgeMs: number | undefined): RotationRule {
+  if (r.strategy !== 'notify' && r.strategy !== 'auto') throw new InvalidArgumentError(`${field}.strategy`, 'must be NOTIFY or AUTO');
+  if (maxAgeMs === undefined) throw new InvalidArgumentError(field, 'needs policy.max_age: the strategy acts at the maximum key age');
+  if (!Number.isSafeInteger(r.noticeMs) || r.noticeMs < 0 || r.noticeMs >= maxAgeMs) {
+    throw new InvalidArgumentError(`${field}.notice`, 'must be at least 0 and less than max_age');
+  }
+  if (r.strategy === 'auto' && r.noticeMs !== 0) throw new InvalidArgumentError(`${field}.notice`, 'applies to the NOTIFY strategy only');
+  const out: { -readonly [K in keyof RotationRule]: RotationRule[K] } = { strategy: r.strategy, noticeMs: r.noticeMs };
+  if (r.gracePeriodMs !== undefined) {
+    // A zero grace period with AUTO would seal a secret that expires as it is sealed: never claimable.
+    const min = r.strategy === 'auto' ? MIN_AUTO_GRACE_MS : 0;
+    if (!Number.isSafeInteger(r.gracePeriodMs) || r.gracePeriodMs < min || r.gracePeriodMs > MAX_GRACE_PERIOD_MS) {
+      throw new InvalidArgumentError(`${field}.grace_period`, r.strategy === 'auto' ? 'must be from 1s to 90d with AUTO' : 'must be from 0 to 90d');
+    }
+    out.gracePeriodMs = r.gracePeriodMs;
+  }
   return out;
 }
 

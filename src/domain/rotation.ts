@@ -125,8 +125,9 @@ export function pendingSteps(record: KeyRecord, policy: Policy | undefined): Due
     if (rule.strategy === 'notify' && !expiresFirst) {
       if (record.rotationNoticeAt === undefined) steps.push({ step: 'rotation_notice', at: maxAgeAt - rule.noticeMs });
       steps.push({ step: 'expire_at_max_age', at: maxAgeAt });
-    } else if (rule.strategy === 'auto' && record.state === 'active' && !expiresFirst) {
-      // A disabled key is not rotated; re-enabling it recomputes its due time.
+    } else if (rule.strategy === 'auto' && record.state === 'active' && !expiresFirst && record.expiryHandledAt === undefined) {
+      // A disabled key is not rotated; re-enabling it recomputes its due time. An expired one is
+      // not rotated either (a scheduler that was down past both times expires it instead).
       steps.push({ step: 'auto_rotate', at: maxAgeAt });
     }
   }

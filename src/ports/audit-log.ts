@@ -40,9 +40,17 @@ export interface AuditPage {
   readonly nextBefore?: string;
 }
 
+export interface AuditAppendOptions {
+  /**
+   * Idempotent append: one id per entry (e.g. its event id); an entry whose id was appended in
+   * the last few days is skipped, so a re-run after a crash records each entry once.
+   */
+  readonly dedupeIds?: readonly string[];
+}
+
 export interface AuditLog {
   /** Appends entries (one round trip for the batch); keeps them for the configured retention. */
-  append(entries: readonly NewAuditEntry[]): Promise<void>;
+  append(entries: readonly NewAuditEntry[], opts?: AuditAppendOptions): Promise<void>;
   list(query: AuditQuery): Promise<AuditPage>;
   close(): Promise<void>;
 }

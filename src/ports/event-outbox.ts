@@ -11,8 +11,17 @@ export interface OutboxEntry {
  * first (Redis stream, or memory in embedded mode), and the relay publishes from it in order,
  * so events survive a NATS outage and a sidecar crash alike.
  */
+export interface AppendOptions {
+  /**
+   * Idempotent append: dropped when an event with the same id was appended in the last few
+   * days (adapters keep a marker per id). The lifecycle scheduler gives its events ids derived
+   * from the step, so re-emitting after a crash does not duplicate them.
+   */
+  readonly dedupe?: boolean;
+}
+
 export interface EventOutbox {
-  append(event: WireEvent): Promise<void>;
+  append(event: WireEvent, opts?: AppendOptions): Promise<void>;
   /** Up to `limit` entries after `afterSeq`, oldest first; waits up to `blockMs` when there are none. */
   read(afterSeq: string | undefined, limit: number, blockMs: number): Promise<OutboxEntry[]>;
   /** Drops entries up to and including `seq` (they are published). */

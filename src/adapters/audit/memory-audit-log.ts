@@ -1,5 +1,7 @@
-import type { AuditEntry, AuditLog, AuditPage, AuditQuery, NewAuditEntry } from '../../ports/audit-log';
-import { compareIds, matches } from './audit-filter';
+import type { AuditAppendOptions, AuditEntry, AuditLog, AuditPage, AuditQuery, NewAuditEntry } from '../../ports/audit-log';
+import { checkDedupeIds, compareIds, matches } from './audit-filter';
+
+const MAX_SEEN = 100_000;
 
 export interface MemoryAuditLogOptions {
   /** Entries kept; the oldest go first. */
@@ -14,11 +16,19 @@ export class MemoryAuditLog implements AuditLog {
   private readonly entries: AuditEntry[] = [];
   private lastMs = 0;
   private seq = 0;
+  /** Ids of deduplicated entries, oldest first; bounded. */
+  private readonly seen = new Set<string>();
 
   constructor(private readonly opts: MemoryAuditLogOptions) {}
 
-  async append(entries: readonly NewAuditEntry[]): Promise<void> {
-    for (const e of entries) {
+  async append(entries: readonly NewAuditEntry[], opts: AuditAppendOptions = {}): Promise<void> {
+    const dedupe = checkDedupeIds(entries, opts);
+    for (const [i, e] of entries.entries()) {
+      if (dedupe) {
+        if (this.seen.has(dedupe[i])) continue;
+        this.seen.add(dedupe[i]);
+        if (this.seen.size > MAX_SEEN) this.seen.delete(this.seen.values().next().value!);
+      }
       const ms = Math.max(this.opts.now(), this.lastMs);
       this.seq = ms === this.lastMs ? this.seq + 1 : 0;
       this.lastMs = ms;

@@ -1,6 +1,6 @@
-import type { AuditEntry, AuditLog, AuditPage, AuditQuery, NewAuditEntry } from '../../ports/audit-log';
+import type { AuditAppendOptions, AuditEntry, AuditLog, AuditPage, AuditQuery, NewAuditEntry } from '../../ports/audit-log';
 import { toStoreError, type RedisClient } from '../redis/redis-client';
-import { matches } from './audit-filter';
+import { checkDedupeIds, matches } from './audit-filter';
 
 /*
  * The audit trail in Redis streams: `{kw}:audit` holds every entry and `{kw}:audit:s:<service>`
@@ -8,23 +8,31 @@ import { matches } from './audit-filter';
  * id (`<ms>-<seq>`, Redis server time) orders entries and is their recording time. Retention is
  * by age: every append trims entries older than `retentionMs` (MINID, approximate), plus a hard
  * cap on length per stream. One script per batch: an entry is in both streams or in neither.
+ * With `dedupeIds`, each entry first sets a marker `{kw}:audit:seen:<id>` (SET NX, with a TTL)
+ * and is appended only when the marker is new.
  */
 const APPEND = `
 local t = redis.call('TIME')
 local cutoff = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) - tonumber(ARGV[1])
 local maxlen = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
+local dedupe = ARGV[4] == '1'
 local ids = {}
 for i = 1, n do
-  local base = 3 + (i - 1) * 5
-  local fields = {'s', ARGV[base + 1], 'k', ARGV[base + 2], 'y', ARGV[base + 3], 'a', ARGV[base + 4], 'd', ARGV[base + 5]}
-  local id = redis.call('XADD', KEYS[1], 'MINID', '~', cutoff, '*', unpack(fields))
-  redis.call('XADD', KEYS[i + 1], 'MINID', '~', cutoff, id, unpack(fields))
-  redis.call('XTRIM', KEYS[i + 1], 'MAXLEN', '~', maxlen)
-  ids[i] = id
+  local base = 5 + (i - 1) * 5
+  if not dedupe or redis.call('SET', KEYS[1 + n + i], '1', 'NX', 'PX', ARGV[5]) then
+    local fields = {'s', ARGV[base + 1], 'k', ARGV[base + 2], 'y', ARGV[base + 3], 'a', ARGV[base + 4], 'd', ARGV[base + 5]}
+    local id = redis.call('XADD', KEYS[1], 'MINID', '~', cutoff, '*', unpack(fields))
+    redis.call('XADD', KEYS[i + 1], 'MINID', '~', cutoff, id, unpack(fields))
+    redis.call('XTRIM', KEYS[i + 1], 'MAXLEN', '~', maxlen)
+    ids[#ids + 1] = id
+  end
 end
 redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', maxlen)
 return ids`;
+
+/** How long the id of a deduplicated entry is remembered (`AuditAppendOptions.dedupeIds`). */
+const DEDUPE_TTL_MS = 3 * 86_400_000;
 
 export interface RedisAuditLogOptions {
   redis: RedisClient;
@@ -43,10 +51,12 @@ export class RedisAuditLog implements AuditLog {
     this.p = `{${opts.keyPrefix ?? 'kw'}}:`;
   }
 
-  async append(entries: readonly NewAuditEntry[]): Promise<void> {
+  async append(entries: readonly NewAuditEntry[], opts: AuditAppendOptions = {}): Promise<void> {
     if (entries.length === 0) return;
+    const dedupe = checkDedupeIds(entries, opts);
     const keys = [`${this.p}audit`, ...entries.map((e) => this.serviceStream(e.service))];
-    const args: string[] = [String(this.opts.retentionMs), String(this.opts.maxEntries), String(entries.length)];
+    if (dedupe) keys.push(...dedupe.map((id) => `${this.p}audit:seen:${id}`));
+    const args: string[] = [String(this.opts.retentionMs), String(this.opts.maxEntries), String(entries.length), dedupe ? '1' : '0', String(DEDUPE_TTL_MS)];
     for (const e of entries) args.push(e.service, e.keyId, e.type, e.actor, JSON.stringify(e.detail));
     try {
       await this.opts.redis.eval(APPEND, keys.length, ...keys, ...args);

@@ -1,19 +1,28 @@
 import { StoreUnavailableError } from '../../domain/errors';
-import type { EventOutbox, OutboxEntry } from '../../ports/event-outbox';
+import type { AppendOptions, EventOutbox, OutboxEntry } from '../../ports/event-outbox';
 import type { WireEvent } from '../../ports/event-transport';
 
 /**
  * The outbox of embedded mode: an array in memory, so pending events survive a NATS outage but
  * not a restart of the process. Sequences are decimal integers from 1, as strings.
  */
+const MAX_SEEN = 100_000;
+
 export class MemoryEventOutbox implements EventOutbox {
   private entries: OutboxEntry[] = [];
   private nextSeq = 1;
   private closed = false;
   private readonly waiters = new Set<() => void>();
+  /** Ids of deduplicated appends, oldest first; bounded (re-emits follow a crash within minutes). */
+  private readonly seen = new Set<string>();
 
-  async append(event: WireEvent): Promise<void> {
+  async append(event: WireEvent, opts: AppendOptions = {}): Promise<void> {
     if (this.closed) throw new StoreUnavailableError('outbox is closed');
+    if (opts.dedupe) {
+      if (this.seen.has(event.id)) return;
+      this.seen.add(event.id);
+      if (this.seen.size > MAX_SEEN) this.seen.delete(this.seen.values().next().value!);
+    }
     this.entries.push({ seq: String(this.nextSeq++), event });
     this.wake();
   }

@@ -1,6 +1,7 @@
 import Redis from 'ioredis';
-import type { EventOutbox, OutboxEntry } from '../../ports/event-outbox';
+import type { AppendOptions, EventOutbox, OutboxEntry } from '../../ports/event-outbox';
 import type { WireEvent } from '../../ports/event-transport';
+import { evalScript, luaScript } from '../redis/lua-script';
 import { toStoreError, waitUntilReady, type RedisClient } from '../redis/redis-client';
 import { NotLeaderError } from './errors';
 
@@ -20,6 +21,10 @@ import { NotLeaderError } from './errors';
  * With `lease`, ack runs as a script that first checks the lease still has exactly this relay's
  * value (instance and fencing token), so a relay that lost the lease cannot drop entries.
  *
+ * Deduplicated appends (`AppendOptions.dedupe`) run as a script that first sets a marker
+ * `{kw}:outbox:seen:<event id>` with SET NX and a TTL (DEDUPE_TTL_MS), and appends only when
+ * the marker is new: marker and entry are written together or not at all.
+ *
  * Memory: the stream holds what has not been published. When NATS is down for long, it grows by
  * one entry (about the size of the event body) per admin change; it is not capped, because a cap
  * would drop events. Watch `size()` (XLEN).
@@ -33,6 +38,15 @@ const FORMAT_VERSION = '1';
 const FENCED_ACK = `
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return -1 end
 return redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])`;
+
+/** KEYS: stream, marker. ARGV: marker TTL (ms), then the entry's fields. -> 1 appended, 0 duplicate. */
+const DEDUPED_APPEND = luaScript(`
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+return 1`);
+
+/** How long a deduplicated event's id is remembered: re-emits come within minutes of a crash. */
+const DEDUPE_TTL_MS = 3 * 86_400_000;
 
 /** What fenced acks need of a lease (RedisLease has it). */
 export interface FencingLease {
@@ -77,10 +91,11 @@ export class RedisEventOutbox implements EventOutbox {
     }
   }
 
-  async append(event: WireEvent): Promise<void> {
+  async append(event: WireEvent, opts: AppendOptions = {}): Promise<void> {
     const fields = ['v', FORMAT_VERSION, 'e', JSON.stringify(encode(event))];
     try {
-      await this.redis.call('XADD', [this.key, '*', ...fields]);
+      if (opts.dedupe) await evalScript(this.redis, DEDUPED_APPEND, [this.key, `${this.key}:seen:${event.id}`], [String(DEDUPE_TTL_MS), ...fields]);
+      else await this.redis.call('XADD', [this.key, '*', ...fields]);
     } catch (err) {
       throw toStoreError('outbox append', err);
     }

@@ -56,6 +56,7 @@ function otherFields(): Omit<PolicyFields, 'service'> {
     rateLimits: [{ name: 'rps', limit: 10, periodMs: 1000, burst: 5 }],
     credits: { initial: 100 },
     maxActiveKeys: 7,
+    rotation: { strategy: 'notify', noticeMs: 86_400_000 },
   };
 }
 
@@ -230,6 +231,7 @@ describe('PolicyAdmin.update', () => {
       rate_limits: { rateLimits: next.rateLimits },
       credits: { credits: next.credits },
       max_active_keys: { maxActiveKeys: 7 },
+      rotation: { rotation: next.rotation },
     };
     let current = policy;
     for (const [path, change] of Object.entries(expected)) {
