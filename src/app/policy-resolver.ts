@@ -41,7 +41,7 @@ export class PolicyResolver {
     this.opts = opts;
   }
 
-  resolve(record: KeyRecord): Resolved | Promise<Resolved> {
+  resolve(record: Pick<KeyRecord, 'policyId' | 'service'>): Resolved | Promise<Resolved> {
     const now = this.opts.clock.now();
     if (record.policyId !== undefined) return this.policy(record.policyId, now);
     const d = this.defaults.get(record.service);

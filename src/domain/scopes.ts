@@ -40,3 +40,37 @@ export class ScopeSet {
     return undefined;
   }
 }
+
+/** A scope list and its ScopeSet, shared by every record that grants exactly that list. */
+export interface SharedScopes {
+  /** Frozen: shared by many records. */
+  readonly list: readonly string[];
+  readonly set: ScopeSet;
+}
+
+/** Distinct lists kept; past it the table starts over (lists already handed out stay valid). */
+const MAX_SHARED_LISTS = 4096;
+const sharedLists = new Map<string, SharedScopes>();
+
+/**
+ * The shared form of a scope list. Thousands of keys usually grant a handful of distinct lists,
+ * and a ScopeSet per cached key (a Set plus an array, ~420 B) was the largest part of the
+ * validation cache's memory per key. Both are immutable, so sharing them changes no answer.
+ */
+export function sharedScopes(scopes: readonly string[]): SharedScopes {
+  const id = scopes.join('\n');
+  const found = sharedLists.get(id);
+  // scopes hold no newline, but an odd list must not borrow another's set: compare to be sure
+  if (found !== undefined && sameList(found.list, scopes)) return found;
+  const made: SharedScopes = { list: Object.freeze([...scopes]), set: new ScopeSet(scopes) };
+  if (found !== undefined) return made;
+  if (sharedLists.size >= MAX_SHARED_LISTS) sharedLists.clear();
+  sharedLists.set(id, made);
+  return made;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

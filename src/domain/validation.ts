@@ -1,6 +1,6 @@
 import type { KeyRecord } from './key-record';
 import type { CompiledPolicy } from './policy-evaluation';
-import { ScopeSet } from './scopes';
+import { sharedScopes, type ScopeSet } from './scopes';
 
 /** Validation outcomes; mirror `keyward.v1.ValidationCode`. */
 export type ValidationCode =
@@ -37,22 +37,66 @@ export interface Decision {
   /** Machine-readable detail of a denial, e.g. `missing_scope:orders:write`. */
   readonly reason: string;
   /** Set when the key was found in the requested service, whatever the code. */
-  readonly record?: KeyRecord;
+  readonly record?: CachedKeyRecord;
   /** Set when the key has rate limits or credits and they were checked. */
   readonly limits?: LimitSnapshot;
 }
 
 /**
+ * The record fields that validation reads (`decide`, the policy resolver, the limiter, the
+ * answer, usage and audit): the one list of what the validation cache keeps per key. A field
+ * that validation starts reading must be added here (the type then lets it be read).
+ */
+export const CACHED_RECORD_FIELDS = [
+  'id',
+  'service',
+  'owner',
+  'hint',
+  'scopes',
+  'metadata',
+  'state',
+  'createdAt',
+  'notBefore',
+  'expiresAt',
+  'policyId',
+  'credits',
+  'rotatedTo',
+  'rotatedFrom',
+  'rotatedAt',
+  'graceEndsAt',
+  'limitsId',
+] as const satisfies readonly (keyof KeyRecord)[];
+
+/** What validation sees of a key; a whole `KeyRecord` is one too. */
+export type CachedKeyRecord = Pick<KeyRecord, (typeof CACHED_RECORD_FIELDS)[number]>;
+
+/**
+ * The slim copy of a record that the validation cache keeps: only `CACHED_RECORD_FIELDS`, with
+ * the scope list shared by every key that grants the same scopes. The fields the cache never
+ * reads (name, prefix, hash, update time, usage, version, ...) were ~280 B per cached key.
+ */
+export function toCachedRecord(record: CachedKeyRecord): CachedKeyRecord {
+  const slim: Record<string, unknown> = {};
+  for (const field of CACHED_RECORD_FIELDS) {
+    const value = record[field];
+    if (value !== undefined) slim[field] = value;
+  }
+  slim.scopes = sharedScopes(record.scopes).list;
+  return slim as unknown as CachedKeyRecord;
+}
+
+/**
  * What a cache keeps per key: the record plus its scopes prepared for matching. Built once per
- * record so the hot path does no per-request allocation for scope checks.
+ * record so the hot path does no per-request allocation for scope checks; the ScopeSet is
+ * shared by every key that grants the same scopes.
  */
 export interface ValidationEntry {
-  readonly record: KeyRecord;
+  readonly record: CachedKeyRecord;
   readonly scopes: ScopeSet;
 }
 
-export function toValidationEntry(record: KeyRecord): ValidationEntry {
-  return { record, scopes: new ScopeSet(record.scopes) };
+export function toValidationEntry(record: CachedKeyRecord): ValidationEntry {
+  return { record, scopes: sharedScopes(record.scopes).set };
 }
 
 const NOT_FOUND: Decision = Object.freeze({ code: 'NOT_FOUND', reason: '' });

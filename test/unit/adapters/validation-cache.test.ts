@@ -2,6 +2,7 @@ import { ValidationCache } from '../../../src/adapters/cache/validation-cache';
 import { ManualClock } from '../../../src/domain/clock';
 import { StoreUnavailableError } from '../../../src/domain/errors';
 import type { KeyRecord } from '../../../src/domain/key-record';
+import { CACHED_RECORD_FIELDS, type ValidationEntry } from '../../../src/domain/validation';
 import { setTracer } from '../../../src/observability/span-helpers';
 import { MISS } from '../../../src/ports/validation-source';
 import { trace } from '@opentelemetry/api';
@@ -81,7 +82,7 @@ describe('ValidationCache', () => {
     expect((await first)?.record.id).toBe(record('h1').id);
     const second = cache.lookup('h1');
     expect(second).not.toBeInstanceOf(Promise);
-    expect((second as { record: KeyRecord }).record.hash).toBe('h1');
+    expect((second as ValidationEntry).record.id).toBe(record('h1').id);
     expect(loader.calls).toEqual(['h1']);
     expect(cache.stats).toMatchObject({ hits: 1, misses: 1 });
   });
@@ -94,7 +95,7 @@ describe('ValidationCache', () => {
     expect(loader.calls).toHaveLength(1);
     loader.held[0].release();
     const answers = await Promise.all(waiting);
-    expect(answers.every((a) => a?.record.hash === 'h1')).toBe(true);
+    expect(answers.every((a) => a?.record.id === record('h1').id)).toBe(true);
     expect(loader.calls).toHaveLength(1);
   });
 
@@ -122,7 +123,7 @@ describe('ValidationCache', () => {
     await cache.lookup('h1');
     loader.failing = true;
     clock.advance(10_000 + 59_999); // past the TTL, inside the staleness bound
-    expect((await cache.lookup('h1'))?.record.hash).toBe('h1');
+    expect((await cache.lookup('h1'))?.record.id).toBe(record('h1').id);
     expect(onStaleServed).toHaveBeenCalledWith('h1');
     expect(cache.stats.staleServed).toBe(1);
     clock.advance(1); // bound reached
@@ -157,7 +158,7 @@ describe('ValidationCache', () => {
     loader.records.set('h1', record('h1'));
     await cache.lookup('h1');
     cache.put(record('h1', { state: 'disabled' }));
-    expect((cache.lookup('h1') as { record: KeyRecord }).record.state).toBe('disabled');
+    expect((cache.lookup('h1') as ValidationEntry).record.state).toBe('disabled');
     expect(loader.calls).toHaveLength(1);
   });
 
@@ -224,7 +225,7 @@ describe('ValidationCache.peek', () => {
     await cache.lookup('h1');
     const hit = cache.peek('h1');
     expect(hit).not.toBe(MISS);
-    expect((hit as { record: KeyRecord }).record.hash).toBe('h1');
+    expect((hit as ValidationEntry).record.id).toBe(record('h1').id);
     expect(cache.stats).toMatchObject({ hits: 1, misses: 1 });
     expect(loader.calls).toEqual(['h1']);
   });
@@ -275,5 +276,40 @@ describe('ValidationCache.peek', () => {
       setTracer(undefined);
     }
     expect(cache.peek('h1')).not.toBe(MISS);
+  });
+});
+
+describe('ValidationCache memory (slim records, shared scopes)', () => {
+  test('keeps only the fields validation reads, with the same values', async () => {
+    const { loader, cache } = setup();
+    const full = record('h1', { name: 'checkout', expiresAt: 5_000_000, policyId: 'pol_1', credits: 7, lastUsedAt: 9, usageCount: 3, version: 4 });
+    loader.records.set('h1', full);
+    const entry = (await cache.lookup('h1'))!;
+    const expected = Object.fromEntries(CACHED_RECORD_FIELDS.filter((f) => full[f] !== undefined).map((f) => [f, full[f]]));
+    expect(entry.record).toEqual(expected);
+    for (const dropped of ['hash', 'name', 'prefix', 'updatedAt', 'usageCount', 'version', 'lastUsedAt']) expect(entry.record).not.toHaveProperty(dropped);
+  });
+
+  test('keys that grant the same scopes share one frozen list and one ScopeSet; others do not', async () => {
+    const { loader, cache } = setup();
+    loader.records.set('h1', record('h1', { scopes: ['a', 'b:*'] }));
+    loader.records.set('h2', record('h2', { scopes: ['a', 'b:*'] }));
+    loader.records.set('h3', record('h3', { scopes: ['a'] }));
+    const [e1, e2, e3] = await Promise.all(['h1', 'h2', 'h3'].map((h) => cache.lookup(h)));
+    expect(e1!.record.scopes).toBe(e2!.record.scopes);
+    expect(e1!.scopes).toBe(e2!.scopes);
+    expect(Object.isFrozen(e1!.record.scopes)).toBe(true);
+    expect(e3!.scopes).not.toBe(e1!.scopes);
+    expect(e1!.record.scopes).toEqual(['a', 'b:*']);
+    expect(e3!.scopes.firstMissing(['b:x'])).toBe('b:x');
+    expect(e1!.scopes.firstMissing(['b:x'])).toBeUndefined();
+  });
+
+  test('a put record is slim too', () => {
+    const { cache } = setup();
+    cache.put(record('h1', { name: 'n' }));
+    const entry = cache.lookup('h1') as ValidationEntry;
+    expect(entry.record).not.toHaveProperty('name');
+    expect(entry.record.id).toBe(record('h1').id);
   });
 });

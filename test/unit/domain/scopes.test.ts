@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { isValidScope, MAX_SCOPE_LENGTH, SCOPE_PATTERN, ScopeSet } from '../../../src/domain/scopes';
+import { isValidScope, MAX_SCOPE_LENGTH, SCOPE_PATTERN, ScopeSet, sharedScopes } from '../../../src/domain/scopes';
 
 const SCOPE_CHARS = 'abcXYZ019:._/-';
 const scopeBody = (max = 20) => fc.string({ unit: fc.constantFrom(...SCOPE_CHARS), minLength: 1, maxLength: max });
@@ -206,5 +206,54 @@ describe('ScopeSet.firstMissing', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('sharedScopes', () => {
+  it('gives equal lists one frozen copy and one ScopeSet that grants what a fresh one grants', () => {
+    const a = sharedScopes(['orders:read', 'billing:*']);
+    const b = sharedScopes(['orders:read', 'billing:*']);
+    expect(b).toBe(a);
+    expect(a.list).toEqual(['orders:read', 'billing:*']);
+    expect(Object.isFrozen(a.list)).toBe(true);
+    const fresh = new ScopeSet(['orders:read', 'billing:*']);
+    for (const r of ['orders:read', 'orders:write', 'billing:x', 'billing']) expect(a.set.grants(r)).toBe(fresh.grants(r));
+  });
+
+  it('does not share between different lists, including ones that join to the same text', () => {
+    expect(sharedScopes(['a'])).not.toBe(sharedScopes(['a', 'b']));
+    expect(sharedScopes(['a', 'b']).list).not.toBe(sharedScopes(['b', 'a']).list);
+    const odd = sharedScopes(['x\ny']);
+    const two = sharedScopes(['x', 'y']);
+    expect(odd.list).toEqual(['x\ny']);
+    expect(two.list).toEqual(['x', 'y']);
+    expect(odd.set.grants('x')).toBe(false);
+    expect(two.set.grants('x')).toBe(true);
+  });
+
+  it('copies the list, so a caller changing its array changes nothing shared', () => {
+    const mine = ['p:*'];
+    const s = sharedScopes(mine);
+    mine.push('q');
+    expect(s.list).toEqual(['p:*']);
+    expect(s.set.grants('q')).toBe(false);
+  });
+
+  it('property: the shared set grants exactly what a set of the same list grants', () => {
+    const scope = fc.constantFrom('a', 'a:b', 'a:*', '*', 'b:c', 'b:*', 'c');
+    fc.assert(
+      fc.property(fc.array(scope, { maxLength: 4 }), fc.array(scope, { maxLength: 4 }), (granted, required) => {
+        expect(sharedScopes(granted).set.firstMissing(required)).toBe(new ScopeSet(granted).firstMissing(required));
+        expect(sharedScopes(granted).list).toEqual(granted);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('stays bounded: past 4096 distinct lists it starts over, and what it gave out still works', () => {
+    const first = sharedScopes(['bound:0']);
+    for (let i = 1; i <= 5000; i++) sharedScopes([`bound:${i}`]);
+    expect(first.set.grants('bound:0')).toBe(true);
+    expect(sharedScopes(['bound:0'])).not.toBe(first); // the table was cleared in between
   });
 });

@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { ManualClock } from '../../../src/domain/clock';
 import type { KeyRecord } from '../../../src/domain/key-record';
 import { ScopeSet } from '../../../src/domain/scopes';
-import { decide, toValidationEntry, type ValidationRequest } from '../../../src/domain/validation';
+import { toValidateKeyResponse } from '../../../src/codec/proto-mapping';
+import { CACHED_RECORD_FIELDS, decide, toCachedRecord, toValidationEntry, type ValidationRequest } from '../../../src/domain/validation';
 import { makeRecord } from '../helpers/records';
 
 const T0 = 1_700_000_000_000;
@@ -22,6 +23,63 @@ describe('toValidationEntry', () => {
     expect(e.scopes.grants('a')).toBe(true);
     expect(e.scopes.grants('b:c')).toBe(true);
     expect(e.scopes.grants('c')).toBe(false);
+  });
+
+  it('shares the ScopeSet of records that grant the same scopes', () => {
+    expect(toValidationEntry(makeRecord({ scopes: ['s:1'] })).scopes).toBe(toValidationEntry(makeRecord({ id: 'key_2', scopes: ['s:1'] })).scopes);
+  });
+});
+
+describe('toCachedRecord', () => {
+  const full = makeRecord({
+    scopes: ['orders:read', 'billing:*'],
+    notBefore: T0 - 5,
+    expiresAt: T0 + 1_000,
+    policyId: 'pol_1',
+    credits: 10,
+    rotatedTo: 'key_next',
+    rotatedFrom: 'key_prev',
+    rotatedAt: T0 - 100,
+    graceEndsAt: T0 + 500,
+    limitsId: 'key_first',
+    lastUsedAt: T0 - 1,
+    revokeReason: 'x',
+  });
+
+  it('keeps exactly the cached fields that are set, with the same values', () => {
+    const slim = toCachedRecord(full);
+    expect(Object.keys(slim).sort()).toEqual(CACHED_RECORD_FIELDS.filter((f) => full[f] !== undefined).sort());
+    for (const f of CACHED_RECORD_FIELDS) expect(slim[f]).toEqual(full[f]);
+    expect(Object.isFrozen(slim.scopes)).toBe(true);
+  });
+
+  it('keeps what decide and the answer read: property, same decision and same answer as the full record', () => {
+    const scope = fc.constantFrom('orders:read', 'orders:write', 'billing:x', 'other');
+    const optionalTime = fc.option(fc.integer({ min: T0 - 2_000, max: T0 + 2_000 }), { nil: undefined });
+    fc.assert(
+      fc.property(
+        fc.record({
+          state: fc.constantFrom('active' as const, 'disabled' as const, 'revoked' as const, 'rotated' as const),
+          notBefore: optionalTime,
+          expiresAt: optionalTime,
+          graceEndsAt: optionalTime,
+          rotatedTo: fc.option(fc.constant('key_next'), { nil: undefined }),
+          createdAt: fc.integer({ min: T0 - 5_000, max: T0 }),
+        }),
+        fc.array(scope, { maxLength: 2 }),
+        fc.constantFrom(undefined, 'orders', 'billing'),
+        fc.integer({ min: T0 - 2_000, max: T0 + 2_000 }),
+        (over, required, service, now) => {
+          const record = makeRecord({ ...over, scopes: ['orders:read', 'billing:*'] });
+          const request: ValidationRequest = { service, requiredScopes: required };
+          const fromFull = decide(toValidationEntry(record), request, now);
+          const fromSlim = decide(toValidationEntry(toCachedRecord(record)), request, now);
+          expect({ ...fromSlim, record: undefined }).toEqual({ ...fromFull, record: undefined });
+          expect(toValidateKeyResponse(fromSlim)).toEqual(toValidateKeyResponse(fromFull));
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
 
