@@ -19,6 +19,7 @@ import { ValidateKeyResponse, validationCodeToJSON } from '../gen/keyward/v1/key
 import { adminClient, call, CliError, keyClient, resolveToken } from './admin-client';
 import { formatKey, formatTable } from './format';
 import { runExport, runImport } from './backup-commands';
+import { addRotationCommands } from './rotation-commands';
 
 interface GlobalOptions {
   addr: string;
@@ -206,6 +207,8 @@ export function buildProgram(): Command {
       const res = await call(c.client.revokeKey.bind(c.client), { keyId, reason: o.reason }, c.metadata, c.timeoutMs);
       print(c.json ? JSON.stringify(RevokeKeyResponse.toJSON(res), null, 2) : formatKey(res.key!));
     });
+
+  addRotationCommands(keys, connect);
 
   keys
     .command('delete <key-id>')

@@ -333,7 +333,7 @@ describe('policy changes: due times recomputed', () => {
     for (const id of ids) expect((await env.get(id)).dueAt).toBe(T0 + 29 * DAY);
 
     // max age shortened: recomputed again; the scheduler then acts at the new time
-    await env.policyAdmin.update(root, policy.id, { ...policy, maxAgeMs: 10 * DAY, rotation: { strategy: 'notify', noticeMs: DAY } }, ['max_age'], true);
+    await env.policyAdmin.update(root, policy.id, { ...policy, maxActiveKeys: 0, maxAgeMs: 10 * DAY, rotation: { strategy: 'notify', noticeMs: DAY } }, ['max_age'], true);
     s.recompute('orders');
     for (let i = 0; i < 3; i++) await s.tick();
     for (const id of ids) expect((await env.get(id)).dueAt).toBe(T0 + 9 * DAY);
@@ -348,7 +348,7 @@ describe('policy changes: due times recomputed', () => {
     const env = lifecycleEnv();
     const policy = await env.rotationPolicy(10 * DAY, { strategy: 'notify', noticeMs: DAY });
     const { record } = await env.createKey();
-    await env.policyAdmin.update(root, policy.id, { ...policy, maxAgeMs: 40 * DAY }, ['max_age'], true);
+    await env.policyAdmin.update(root, policy.id, { ...policy, maxActiveKeys: 0, maxAgeMs: 40 * DAY }, ['max_age'], true);
     env.clock.set(T0 + 9 * DAY);
     const s = env.scheduler('a');
     await s.tick();
