@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Histogram, Registry, type Metric } from 'prom-client';
 import { CallbackMetric, FastHistogram, TwoLabelCounter, type CounterCell, type CustomMetric } from './fast-metrics';
+import { currentTracing, type SpanExportStats } from './tracing-lifecycle';
 
 /*
  * keyward's Prometheus metrics. Components get a `Metrics` through their options (never a global),
@@ -58,6 +59,8 @@ export interface MetricsOptions {
   processMetrics?: boolean;
   /** Default MAX_VALIDATION_SERIES. */
   maxValidationSeries?: number;
+  /** Span export counters, read at scrape time; default: the process's tracing, when it is on. */
+  spanExport?: () => SpanExportStats | undefined;
 }
 
 export function createMetrics(opts: MetricsOptions = {}): Metrics {
@@ -142,6 +145,12 @@ class PrometheusMetrics implements Metrics {
       labelNames: ['method', 'code'],
       registers: [r],
     });
+    // absent while tracing is off
+    const spans = opts.spanExport ?? (() => currentTracing()?.exportStats());
+    add(new CallbackMetric('keyward_trace_spans_exported_total', 'Spans the OTLP collector accepted.', 'counter', () => spans()?.exported));
+    add(new CallbackMetric('keyward_trace_spans_failed_total', 'Spans in export batches that failed (collector unreachable or refusing, timeout).', 'counter', () => spans()?.failed));
+    add(new CallbackMetric('keyward_trace_spans_dropped_total', 'Sampled spans dropped because the export queue (OTEL_BSP_MAX_QUEUE_SIZE) was full.', 'counter', () => spans()?.dropped));
+    add(new CallbackMetric('keyward_trace_spans_queued', 'Spans waiting for export.', 'gauge', () => spans()?.queued));
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: r });
   }
 

@@ -1,35 +1,15 @@
 import type { Attributes, AttributeValue } from '@opentelemetry/api';
-import type { ExportResult } from '@opentelemetry/core';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { Redactor } from './log-redaction';
 
-/**
+/*
  * The last line of defence for traces: before spans leave the process, every string they carry
  * (name, attributes, event and link attributes, status message) goes through the same redaction
- * as log lines. keyward's own spans carry ids and hints only, and the gRPC instrumentation records
- * no metadata; this catches what a library might add (an error message quoting its input, say).
- * It runs in the batch exporter, off the request path, and rewrites only strings that change.
+ * as log lines. keyward's own spans carry ids and hints only, and the gRPC server spans record no
+ * metadata; this catches what a library might add (an error message quoting its input, say). It
+ * runs in the export worker (span-export-worker.ts), off the request path, and rewrites only
+ * strings that change.
  */
-export class RedactingSpanExporter implements SpanExporter {
-  constructor(
-    private readonly inner: SpanExporter,
-    private readonly redactor: () => Redactor,
-  ) {}
-
-  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
-    const r = this.redactor();
-    for (const span of spans) redactSpan(span, r);
-    this.inner.export(spans, resultCallback);
-  }
-
-  shutdown(): Promise<void> {
-    return this.inner.shutdown();
-  }
-
-  forceFlush(): Promise<void> {
-    return this.inner.forceFlush?.() ?? Promise.resolve();
-  }
-}
 
 /** Rewrites, in place, the strings of an ended span that hold a secret. */
 export function redactSpan(span: ReadableSpan, r: Redactor): void {

@@ -6,10 +6,23 @@
  *   unless OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none;
  * - OTLP over HTTP/protobuf only (other protocols and exporters are reported and ignored);
  * - OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG, default parentbased_traceidratio at 1.0;
- * - OTEL_SERVICE_NAME, default `keyward`.
+ * - OTEL_SERVICE_NAME, default `keyward`;
+ * - OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_EXPORT_TIMEOUT, OTEL_BSP_MAX_QUEUE_SIZE and
+ *   OTEL_BSP_MAX_EXPORT_BATCH_SIZE for batching, with the specification's defaults.
  */
 
 export const DEFAULT_SERVICE_NAME = 'keyward';
+
+/** How spans are batched for export (the BatchSpanProcessor's settings). */
+export interface BatchSettings {
+  readonly maxQueueSize: number;
+  readonly maxExportBatchSize: number;
+  readonly scheduledDelayMillis: number;
+  readonly exportTimeoutMillis: number;
+}
+
+/** The specification's defaults for the OTEL_BSP_* variables. */
+export const DEFAULT_BATCH_SETTINGS: BatchSettings = { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: 5000, exportTimeoutMillis: 30000 };
 export const SAMPLERS = [
   'always_on',
   'always_off',
@@ -28,6 +41,7 @@ export interface TracingSettings {
   readonly sampler: SamplerName;
   readonly ratio: number;
   readonly serviceName: string;
+  readonly batch: BatchSettings;
   /** Settings that were ignored, and why (logged once the logger exists). */
   readonly warnings: readonly string[];
 }
@@ -63,12 +77,28 @@ export function tracingSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Tr
     if (Number.isFinite(n) && n >= 0 && n <= 1) ratio = n;
     else warnings.push(`OTEL_TRACES_SAMPLER_ARG=${arg}: expected a ratio from 0 to 1; using 1`);
   }
+  const count = (name: string, fallback: number, min: number): number => {
+    const v = value(name);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (Number.isInteger(n) && n >= min) return n;
+    warnings.push(`${name}=${v}: expected a whole number of at least ${min}; using ${fallback}`);
+    return fallback;
+  };
+  const d = DEFAULT_BATCH_SETTINGS;
+  const batch: BatchSettings = {
+    maxQueueSize: count('OTEL_BSP_MAX_QUEUE_SIZE', d.maxQueueSize, 1),
+    maxExportBatchSize: count('OTEL_BSP_MAX_EXPORT_BATCH_SIZE', d.maxExportBatchSize, 1),
+    scheduledDelayMillis: count('OTEL_BSP_SCHEDULE_DELAY', d.scheduledDelayMillis, 0),
+    exportTimeoutMillis: count('OTEL_BSP_EXPORT_TIMEOUT', d.exportTimeoutMillis, 1),
+  };
   return {
     enabled: endpoint !== undefined && !disabled && !exporters.includes('none'),
     endpoint: endpoint === undefined ? undefined : withoutUserInfo(endpoint),
     sampler,
     ratio,
     serviceName: value('OTEL_SERVICE_NAME') ?? DEFAULT_SERVICE_NAME,
+    batch,
     warnings,
   };
 }

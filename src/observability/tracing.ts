@@ -1,23 +1,21 @@
 import { hostname } from 'node:os';
 import { trace } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
-  BatchSpanProcessor,
   ParentBasedSampler,
   TraceIdRatioBasedSampler,
   type Sampler,
 } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { redisStatement } from './redis-statement';
-import { RedactingSpanExporter } from './span-redaction';
 import { setTracer, TRACER_NAME } from './span-helpers';
-import { currentTracing, setCurrentTracing, traceRedactor, type Tracing } from './tracing-lifecycle';
+import { currentTracing, setCurrentTracing, traceRedactionSecrets, type Tracing } from './tracing-lifecycle';
 import { DEFAULT_SERVICE_NAME, tracingSettingsFromEnv, type SamplerName } from './tracing-settings';
+import { WorkerSpanProcessor } from './worker-span-processor';
 
 /*
  * Tracing set-up for `keyward serve`, configured by the standard OTEL_* variables only:
@@ -27,7 +25,8 @@ import { DEFAULT_SERVICE_NAME, tracingSettingsFromEnv, type SamplerName } from '
  *   no provider, no context manager, no instrumentation, so keyward runs as if OpenTelemetry were
  *   not there;
  * - OTLP over HTTP/protobuf (the exporter reads the endpoint, OTEL_EXPORTER_OTLP_*HEADERS, timeout
- *   and TLS variables itself), batched (OTEL_BSP_* variables);
+ *   and TLS variables itself), batched (OTEL_BSP_* variables), redacted, serialised and sent from
+ *   a worker thread (worker-span-processor.ts) so that the request path only records spans;
  * - OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG; the default is parentbased_traceidratio with
  *   ratio 1.0: a caller's sampling decision (traceparent metadata) is honoured, new traces are
  *   sampled at the ratio;
@@ -80,11 +79,11 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | un
       }),
     )
     .merge(detectResources({ detectors: [envDetector] })); // OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
-  const exporter = new RedactingSpanExporter(new OTLPTraceExporter(), traceRedactor);
+  const processor = new WorkerSpanProcessor({ ...settings.batch, secrets: traceRedactionSecrets() });
   const provider = new NodeTracerProvider({
     resource,
     sampler: samplerFor(settings.sampler, settings.ratio),
-    spanProcessors: [new BatchSpanProcessor(exporter)],
+    spanProcessors: [processor],
   });
   provider.register(); // AsyncLocalStorage context manager, W3C trace-context + baggage propagators
 
@@ -104,6 +103,8 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | un
       setTracer(undefined);
       await provider.shutdown();
     },
+    setRedactionSecrets: (secrets) => processor.setSecrets(secrets),
+    exportStats: () => processor.stats(),
   };
   setCurrentTracing(tracing);
   return tracing;
