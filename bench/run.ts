@@ -12,6 +12,7 @@ import { installCleanup, killAll, ROOT } from './processes';
 import { evaluateTargets, writeReport } from './report';
 import type { BenchResults, BenchSettings } from './results';
 import { revocationScenario } from './revocation-bench';
+import { schedulerScenario } from './scheduler-scenario';
 import type { AnyScenario } from './scenario';
 import { storeScenario } from './store-bench';
 import { streamScenario } from './stream-bench';
@@ -31,8 +32,8 @@ import { unaryScenario } from './unary-bench';
  */
 
 /**
- * Every scenario, in the order a full run takes them. `store` comes last: it loads 1M keys into
- * the shared redis-server, which would weigh on the scenarios after it.
+ * Every scenario, in the order a full run takes them. `store` and `scheduler` come last: each loads
+ * 1M keys into the shared redis-server, which would weigh on the scenarios after them.
  */
 const SCENARIOS: readonly AnyScenario[] = [
   unaryScenario,
@@ -42,6 +43,7 @@ const SCENARIOS: readonly AnyScenario[] = [
   eventsOverheadScenario,
   revocationScenario,
   storeScenario,
+  schedulerScenario,
 ];
 
 function settingsFromEnv(): BenchSettings {
