@@ -37,7 +37,9 @@ import type { LifecycleEffects } from './key-change-effects';
  * does not exist before the write), so the rotation write itself marks the superseded record
  * "events pending" (`dueAt === rotatedAt`, see `rotationEventsPending`): the key stays due, and
  * whoever finds it so emits `key.created` + `key.rotated` (ids derived from the rotation time)
- * and then clears the mark. Idempotent ids cover the gap between emitting and clearing.
+ * and then clears the mark. Idempotent ids cover the gap between emitting and clearing. (An
+ * admin update of the superseded key inside that gap recomputes its `dueAt` and so drops the
+ * mark: its `key.rotated` is then lost, though the rotation itself and `key.updated` are not.)
  *
  * Policies are read from the policy store at each tick (not a cache), once per policy per
  * tick. When a policy changes, keys it governs may carry a stale `dueAt`:
