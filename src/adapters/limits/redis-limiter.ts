@@ -1,11 +1,12 @@
+import { Command, type Redis } from 'ioredis';
+import type { Socket } from 'node:net';
 import type { CreditRule } from '../../domain/policy';
-import type { LimitCheck, LimitResult, Limiter } from '../../ports/limiter';
+import type { LimitCheck, LimitResult, Limiter, RateLimitState } from '../../ports/limiter';
 import { toStoreError, type RedisClient } from '../redis/redis-client';
-import { evalScript, luaScript } from '../redis/lua-script';
+import { luaScript, type LuaScript } from '../redis/lua-script';
 import {
   checkCreditCount,
   checkCreditRule,
-  decodeTat,
   gcraState,
   periodStart,
   prepareCheck,
@@ -55,16 +56,26 @@ export interface RedisLimiterOptions {
    * whose clock runs behind still sees it. Default 60,000.
    */
   expiryMarginMs?: number;
+  /**
+   * Write the commands of one event-loop turn to Redis in one system call (cork the socket
+   * until the turn ends) rather than one each. Default true; standalone Redis only.
+   */
+  batchWrites?: boolean;
 }
+
+/** A connection's socket (plain or TLS: both are net.Socket). */
+type NetStream = Socket;
 
 const script = luaScript;
 
 /**
  * KEYS: T:rl, T:cr. ARGV: now, cost, n (rules), expiry margin; per rule i: name, num, den, cap
  * (at 1 + 4i .. 4 + 4i); then has-credits ('1'/'0'), initial, refill period start ('' without
- * refill), refill amount. Reply: {1 allowed / 0 refused, 0 or the index of the first refusing
- * rule or -1 for the credits, credits remaining (after the request; -1 without credits), then per
- * rule its TAT after the request ('' when none)}. Mirrors gcra.ts's gcraStep and decide.
+ * refill), refill amount. Reply, integers only (no text for the client to parse): {1 allowed / 0
+ * refused, 0 or the index of the first refusing rule or -1 for the credits, credits remaining
+ * (after the request; -1 without credits), then per rule its TAT after the request as ms, frac,
+ * den (den 0: none)}. Every value is an integer below 2^53, exact through Redis's integer reply.
+ * Mirrors gcra.ts's gcraStep and decide.
  */
 const CHECK = script(`
 local now = tonumber(ARGV[1])
@@ -72,7 +83,7 @@ local cost = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local margin = tonumber(ARGV[4])
 local denied = 0
-local tats, nextTats = {}, {}
+local reply, nextTats = {0, 0, -1}, {}
 if n > 0 then
   local names = {}
   for i = 1, n do names[i] = ARGV[1 + 4 * i] end
@@ -80,17 +91,18 @@ if n > 0 then
   for i = 1, n do
     local num, den, cap = tonumber(ARGV[2 + 4 * i]), tonumber(ARGV[3 + 4 * i]), tonumber(ARGV[4 + 4 * i])
     local ms, frac = now, 0
-    tats[i] = ''
+    reply[1 + 3 * i], reply[2 + 3 * i], reply[3 + 3 * i] = 0, 0, 0
     if cur[i] then
       local m, f, d = string.match(cur[i], '^(%-?%d+) (%d+) (%d+)$')
       if not m then return redis.error_reply('ERR keyward: invalid rate-limit state in ' .. KEYS[1]) end
       m, f, d = tonumber(m), tonumber(f), tonumber(d)
+      if d < 1 or f >= d then return redis.error_reply('ERR keyward: invalid rate-limit state in ' .. KEYS[1]) end
+      reply[1 + 3 * i], reply[2 + 3 * i], reply[3 + 3 * i] = m, f, d
       if d ~= den then
         if f > 0 then m = m + 1 end
         f = 0
       end
       if m >= now then ms, frac = m, f end
-      tats[i] = cur[i]
     end
     if denied == 0 then
       local ok = false
@@ -121,15 +133,16 @@ if hasCredits then
   if denied == 0 and r < cost then denied = -1 end
 end
 if denied ~= 0 then
-  return {0, denied, r, unpack(tats)}
+  reply[2], reply[3] = denied, r
+  return reply
 end
 if n > 0 then
   local fields, ttl = {}, 0
   for i = 1, n do
     local t = nextTats[i]
-    tats[i] = string.format('%.0f %.0f %s', t[1], t[2], ARGV[3 + 4 * i])
     fields[2 * i - 1] = ARGV[1 + 4 * i]
-    fields[2 * i] = tats[i]
+    fields[2 * i] = string.format('%.0f %.0f %s', t[1], t[2], ARGV[3 + 4 * i])
+    reply[1 + 3 * i], reply[2 + 3 * i], reply[3 + 3 * i] = t[1], t[2], tonumber(ARGV[3 + 4 * i])
     local full = t[1] - now
     if t[2] > 0 then full = full + 1 end
     if full > ttl then ttl = full end
@@ -142,7 +155,8 @@ if hasCredits then
   r = r - cost
   redis.call('HSET', KEYS[2], 'r', string.format('%.0f', r), 's', string.format('%.0f', setAt))
 end
-return {1, 0, r, unpack(tats)}`);
+reply[1], reply[3] = 1, r
+return reply`);
 
 /**
  * KEYS: T:cr. ARGV: now, initial, refill period start ('' without refill), refill amount.
@@ -163,7 +177,10 @@ return tonumber(v[1])`);
 export class RedisLimiter implements Limiter {
   private readonly redis: RedisClient;
   private readonly prefix: string;
-  private readonly margin: number;
+  private readonly margin: string;
+  private readonly batchWrites: boolean;
+  /** The socket corked until the end of this event-loop turn, if any (see `corkUntilTurnEnds`). */
+  private corked: NetStream | undefined;
   private closed = false;
 
   constructor(opts: RedisLimiterOptions) {
@@ -181,7 +198,8 @@ export class RedisLimiter implements Limiter {
     }
     this.redis = opts.redis;
     this.prefix = prefix;
-    this.margin = margin;
+    this.margin = String(margin);
+    this.batchWrites = opts.batchWrites ?? true;
   }
 
   /** The two Redis keys of a keyward key (exposed for tests and operations). */
@@ -191,25 +209,36 @@ export class RedisLimiter implements Limiter {
     return { rates: `${tag}:rl`, credits: `${tag}:cr` };
   }
 
-  async check(c: LimitCheck): Promise<LimitResult> {
-    const p = prepareCheck(c);
-    if (p.rules.length === 0 && !p.credits) return { allowed: true, rateLimits: [] };
-    const { rates, credits } = this.keysOf(p.keyId);
-    const args = [String(p.now), String(p.cost), String(p.rules.length), String(this.margin)];
+  /**
+   * The hot path (every validation of a key with limits): one EVALSHA sent as a prepared
+   * ioredis Command, an all-integer reply, and no async wrappers in between.
+   */
+  check(c: LimitCheck): Promise<LimitResult> {
+    let p: PreparedCheck;
+    try {
+      p = prepareCheck(c);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (p.rules.length === 0 && !p.credits) return Promise.resolve({ allowed: true, rateLimits: [] });
+    const tag = `{${this.prefix}l:${p.keyId}}`;
+    const args = [CHECK.sha, '2', `${tag}:rl`, `${tag}:cr`, String(p.now), String(p.cost), String(p.rules.length), this.margin];
     for (const r of p.rules) args.push(r.name, String(r.num), String(r.den), String(r.cap));
-    args.push(...creditArgs(p.credits, p.now));
-    const reply = await this.run('check', () => evalScript(this.redis, CHECK, [rates, credits], args));
-    return toResult(p, reply);
+    pushCreditArgs(args, p.credits, p.now);
+    return this.evalsha(CHECK, args).then(
+      (reply) => toResult(p, reply),
+      (err: unknown) => {
+        throw toStoreError('check', err);
+      },
+    );
   }
 
   async credits(keyId: string, rule: CreditRule | undefined, now: number): Promise<number | undefined> {
     if (!rule) return undefined;
     checkCreditRule(rule);
     const t = toMs(now);
-    const [, initial, start, amount] = creditArgs(rule, t);
-    const reply = await this.run('credits', () =>
-      evalScript(this.redis, CREDITS, [this.keysOf(keyId).credits], [String(t), initial, start, amount]),
-    );
+    const args = [CREDITS.sha, '1', this.keysOf(keyId).credits, String(t), ...creditRuleArgs(rule, t)];
+    const reply = await this.run('credits', () => this.evalsha(CREDITS, args));
     return Number(reply);
   }
 
@@ -234,6 +263,46 @@ export class RedisLimiter implements Limiter {
     }
   }
 
+  /**
+   * EVALSHA with `args` = [sha, numkeys, ...keys, ...argv], falling back to EVAL (which also
+   * loads the script) when the server does not know it (new or restarted). Built as a Command
+   * and handed to sendCommand directly: the generated `evalsha(...)` method costs an options
+   * object, a rest array and the auto-pipelining test on every call.
+   */
+  private evalsha(s: LuaScript, args: string[]): Promise<unknown> {
+    this.corkUntilTurnEnds();
+    const sent = this.redis.sendCommand(new Command('evalsha', args, { replyEncoding: null })) as Promise<unknown>;
+    return sent.catch((err: unknown) => {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      const retry = args.slice();
+      retry[0] = s.lua;
+      return this.redis.sendCommand(new Command('eval', retry, { replyEncoding: null })) as Promise<unknown>;
+    });
+  }
+
+  /**
+   * Batches the commands of one event-loop turn into one socket write. Each command written on
+   * its own costs a write system call; under load one turn handles many validations (HTTP/2
+   * reads carry many requests), so the first command of a turn corks the socket and the check
+   * phase of the same turn uncorks it, writing them all at once (writev). Anything else written
+   * on this client in that turn (the store shares it) goes out in the same write; nothing waits
+   * longer than the rest of the turn. Standalone Redis only: a cluster writes to one socket per
+   * node.
+   */
+  private corkUntilTurnEnds(): void {
+    if (!this.batchWrites || this.corked !== undefined || this.redis.isCluster) return;
+    const stream = (this.redis as Redis).stream as NetStream | undefined;
+    if (stream === undefined || this.redis.status !== 'ready' || !stream.writable) return;
+    stream.cork();
+    this.corked = stream;
+    setImmediate(this.uncork);
+  }
+
+  private readonly uncork = (): void => {
+    const stream = this.corked;
+    this.corked = undefined;
+    stream?.uncork();
+  };
 
   private async run<T>(op: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -244,26 +313,36 @@ export class RedisLimiter implements Limiter {
   }
 }
 
-/** has-credits, initial, refill period start ('' without refill), refill amount. */
-function creditArgs(rule: CreditRule | undefined, now: number): [string, string, string, string] {
-  if (!rule) return ['0', '0', '', '0'];
-  const start = rule.refill ? String(periodStart(now, rule.refill.period)) : '';
-  return ['1', String(rule.initial), start, String(rule.refill?.amount ?? 0)];
+/** Appends has-credits ('1'/'0'), then creditRuleArgs (or zeros without a rule). */
+function pushCreditArgs(args: string[], rule: CreditRule | undefined, now: number): void {
+  if (rule) args.push('1', ...creditRuleArgs(rule, now));
+  else args.push('0', '0', '', '0');
 }
 
+/** initial, refill period start ('' without refill), refill amount. */
+function creditRuleArgs(rule: CreditRule, now: number): [string, string, string] {
+  const start = rule.refill ? String(periodStart(now, rule.refill.period)) : '';
+  return [String(rule.initial), start, String(rule.refill?.amount ?? 0)];
+}
+
+/** Maps CHECK's integer reply (see its comment) to the result, as gcra.ts's decide makes it. */
 function toResult(p: PreparedCheck, reply: unknown): LimitResult {
-  if (!Array.isArray(reply) || reply.length !== 3 + p.rules.length) {
+  const n = p.rules.length;
+  if (!Array.isArray(reply) || reply.length !== 3 + 3 * n || !reply.every(Number.isSafeInteger)) {
     throw new Error(`redis check script: unexpected reply ${JSON.stringify(reply)}`);
   }
-  const [allowed, denied, credits, ...tats] = reply as [number, number, number, ...string[]];
-  const rateLimits = p.rules.map((r, i) => gcraState(r, tats[i] === '' ? undefined : decodeTat(String(tats[i])), p.now));
-  const creditsRemaining = p.credits ? { creditsRemaining: Number(credits) } : {};
-  if (Number(allowed) === 1) return { allowed: true, rateLimits, ...creditsRemaining };
-  const d = Number(denied);
+  const r = reply as number[];
+  const rateLimits = new Array<RateLimitState>(n);
+  for (let i = 0; i < n; i++) {
+    const den = r[5 + 3 * i];
+    rateLimits[i] = gcraState(p.rules[i], den === 0 ? undefined : { ms: r[3 + 3 * i], frac: r[4 + 3 * i], den }, p.now);
+  }
+  if (r[0] === 1) return p.credits ? { allowed: true, rateLimits, creditsRemaining: r[2] } : { allowed: true, rateLimits };
+  const denied = r[1];
   return {
     allowed: false,
-    denied: d === -1 ? { kind: 'credits' } : { kind: 'rate_limit', name: p.rules[d - 1].name },
+    denied: denied === -1 ? { kind: 'credits' } : { kind: 'rate_limit', name: p.rules[denied - 1].name },
     rateLimits,
-    ...creditsRemaining,
+    ...(p.credits && { creditsRemaining: r[2] }),
   };
 }
