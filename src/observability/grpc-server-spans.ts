@@ -1,6 +1,6 @@
 import { errorMonitor } from 'node:events';
 import { status, type Metadata, type ServiceDefinition } from '@grpc/grpc-js';
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type TextMapGetter } from '@opentelemetry/api';
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type SpanOptions, type TextMapGetter } from '@opentelemetry/api';
 import { activeTracer, rootsNeverSampled } from './span-helpers';
 
 /*
@@ -37,19 +37,24 @@ function parentContext(md: Metadata): Context {
   return propagation.extract(ROOT_CONTEXT, md, getter);
 }
 
+/** Sets the status code and ends the span, once (a handler that throws after answering ends it once). */
 function end(span: Span, code: number): void {
+  if (!span.isRecording()) return;
   span.setAttribute('rpc.grpc.status_code', code);
   if (SERVER_ERRORS.has(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: status[code] });
   span.end();
 }
 
-type Callback = (err: { code?: number } | null, value?: unknown, ...rest: unknown[]) => void;
+type Callback = (err: { code?: number } | null, value?: unknown, trailer?: unknown, flags?: unknown) => void;
 type Handler = (call: { metadata: Metadata; on?: (e: string, l: (...a: unknown[]) => void) => unknown }, callback?: Callback) => unknown;
 
 /**
  * The service implementation with each handler in a SERVER span; the implementation itself when
  * tracing is off. Handlers are called as grpc-js calls them (`call`, and `callback` for unary and
  * client-streaming methods).
+ *
+ * Per recorded unary call the work is: the span (its options and attributes are made once per
+ * method), its context, and one closure that ends it before answering.
  */
 export function traceService<S extends object>(implementation: S, definition: ServiceDefinition): S {
   const tracer = activeTracer();
@@ -60,7 +65,10 @@ export function traceService<S extends object>(implementation: S, definition: Se
     if (typeof handler !== 'function') continue;
     const spanName = method.path.replace(/^\//, '');
     const slash = spanName.lastIndexOf('/');
-    const attributes = { 'rpc.system': 'grpc', 'rpc.service': spanName.slice(0, slash), 'rpc.method': spanName.slice(slash + 1) };
+    const options: SpanOptions = {
+      kind: SpanKind.SERVER,
+      attributes: { 'rpc.system': 'grpc', 'rpc.service': spanName.slice(0, slash), 'rpc.method': spanName.slice(slash + 1) },
+    };
     const unaryResponse = !method.responseStream;
     const streaming = method.requestStream || method.responseStream;
 
@@ -68,35 +76,29 @@ export function traceService<S extends object>(implementation: S, definition: Se
       const parent = parentContext(call.metadata);
       // no caller context and a sampler that never starts a trace (ratio 0): straight through
       if (parent === ROOT_CONTEXT && rootsNeverSampled()) return handler(call, callback);
-      const span = tracer.startSpan(spanName, { kind: SpanKind.SERVER, attributes }, parent);
+      const span = tracer.startSpan(spanName, options, parent);
       // unsampled and no caller context to pass on: nothing to do (no context switch, no hooks)
       if (!span.isRecording() && parent === ROOT_CONTEXT) return handler(call, callback);
       const ctx = trace.setSpan(parent, span);
-      let ended = false;
-      const finish = (code: number) => {
-        if (ended) return;
-        ended = true;
-        end(span, code);
-      };
       if (streaming) {
         // listeners the handler adds (on 'data', ...) run in the span's context
         context.bind(ctx, call as unknown as NodeJS.EventEmitter);
         const emitter = call as unknown as NodeJS.EventEmitter;
-        emitter.once('finish', () => finish(status.OK));
-        emitter.once('cancelled', () => finish(status.CANCELLED));
-        emitter.once(errorMonitor, (err: { code?: number }) => finish(err?.code ?? status.UNKNOWN)); // observes, handles nothing
+        emitter.once('finish', () => end(span, status.OK));
+        emitter.once('cancelled', () => end(span, status.CANCELLED));
+        emitter.once(errorMonitor, (err: { code?: number }) => end(span, err?.code ?? status.UNKNOWN)); // observes, handles nothing
       }
       const done: Callback | undefined =
         unaryResponse && callback
-          ? (err, ...rest) => {
-              finish(err ? (err.code ?? status.UNKNOWN) : status.OK);
-              callback(err, ...rest);
+          ? (err, value, trailer, flags) => {
+              end(span, err ? (err.code ?? status.UNKNOWN) : status.OK);
+              callback(err, value, trailer, flags);
             }
           : callback;
       try {
         return context.with(ctx, handler, undefined, call, done);
       } catch (err) {
-        finish(status.UNKNOWN);
+        end(span, status.UNKNOWN);
         throw err;
       }
     };

@@ -4,7 +4,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { createRedactor, type Redactor } from './log-redaction';
 import { decodeSpanBatch, type DecodeDeps, type EncodedSpanBatch } from './span-batch-codec';
-import { redactSpan } from './span-redaction';
+import { redactBatch } from './span-redaction';
 
 /*
  * The span export worker thread: takes the batches WorkerSpanProcessor posts, rebuilds the spans,
@@ -49,8 +49,7 @@ export function serveExportPort(port: MessagePort, data: ExportWorkerData): void
   const exportBatch = async (id: number, batch: EncodedSpanBatch): Promise<void> => {
     let result: ExportResult;
     try {
-      const spans = decodeSpanBatch(batch, decodeDeps);
-      for (const s of spans) redactSpan(s, redactor);
+      const spans = decodeSpanBatch(redactBatch(batch, redactor), decodeDeps);
       result = await withTimeout(new Promise<ExportResult>((resolve) => exporter.export(spans, resolve)), data.exportTimeoutMillis);
     } catch (err) {
       result = { code: ExportResultCode.FAILED, error: err instanceof Error ? err : new Error(String(err)) };

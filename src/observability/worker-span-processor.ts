@@ -36,6 +36,9 @@ export interface WorkerSpanProcessorOptions extends BatchSettings {
   readonly startWorker?: (workerData: { spanExportWorker: ExportWorkerData }) => Worker;
 }
 
+/** How much longer than the export timeout a flush or shutdown waits for the worker. */
+const REQUEST_GRACE_MS = 1_000;
+
 const defaultStartWorker = (workerData: { spanExportWorker: ExportWorkerData }) => new Worker(join(__dirname, 'span-export-worker.js'), { workerData });
 
 export class WorkerSpanProcessor implements SpanProcessor {
@@ -203,14 +206,15 @@ export class WorkerSpanProcessor implements SpanProcessor {
 
   /**
    * Posts a request the worker answers once its exports are done, keeping the process alive
-   * meanwhile (the worker is unref'd otherwise); bounded by the export timeout.
+   * meanwhile (the worker is unref'd otherwise). The worker ends each export within the export
+   * timeout; the wait is bounded a little beyond, in case the worker itself is stuck.
    */
   private async request(worker: Worker, message: (id: number) => ToWorker): Promise<void> {
     const id = this.nextId++;
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve) => {
       this.waiters.set(id, resolve);
-      timer = setTimeout(() => this.resolve(id), this.settings.exportTimeoutMillis);
+      timer = setTimeout(() => this.resolve(id), this.settings.exportTimeoutMillis + REQUEST_GRACE_MS);
       worker.ref();
       worker.postMessage(message(id));
     });

@@ -1,14 +1,9 @@
 import { Writable } from 'node:stream';
 import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-node';
-import { generateKey } from '../../../src/domain/key-format';
 import { createLogger } from '../../../src/logger';
-import { createRedactor } from '../../../src/observability/log-redaction';
 import { redisStatement } from '../../../src/observability/redis-statement';
-import { redactSpan } from '../../../src/observability/span-redaction';
 import { samplerFor } from '../../../src/observability/tracing';
 import { tracingSettingsFromEnv } from '../../../src/observability/tracing-settings';
-import { seededBytes } from '../helpers/bytes';
 import { startTestTracing } from './tracing-harness';
 
 describe('tracingSettingsFromEnv', () => {
@@ -56,6 +51,27 @@ describe('tracingSettingsFromEnv', () => {
   });
 });
 
+describe('tracingSettingsFromEnv: batching (OTEL_BSP_*)', () => {
+  const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
+
+  it('uses the specification\'s defaults', () => {
+    expect(tracingSettingsFromEnv(on).batch).toEqual({ maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: 5000, exportTimeoutMillis: 30000 });
+  });
+
+  it('reads the four variables, and falls back with a warning on a value it cannot use', () => {
+    const s = tracingSettingsFromEnv({
+      ...on,
+      OTEL_BSP_MAX_QUEUE_SIZE: '100',
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '10',
+      OTEL_BSP_SCHEDULE_DELAY: '0',
+      OTEL_BSP_EXPORT_TIMEOUT: 'soon',
+    });
+    expect(s.batch).toEqual({ maxQueueSize: 100, maxExportBatchSize: 10, scheduledDelayMillis: 0, exportTimeoutMillis: 30000 });
+    expect(s.warnings).toEqual([expect.stringContaining('OTEL_BSP_EXPORT_TIMEOUT=soon')]);
+    expect(tracingSettingsFromEnv({ ...on, OTEL_BSP_MAX_QUEUE_SIZE: '0' }).batch.maxQueueSize).toBe(2048);
+  });
+});
+
 describe('samplerFor', () => {
   it.each([
     ['parentbased_traceidratio', 1, 'ParentBased{root=AlwaysOnSampler'],
@@ -88,31 +104,6 @@ describe('redisStatement', () => {
     const keys = Array.from({ length: 12 }, (_, i) => `k${i}`);
     expect(redisStatement('del', keys)).toBe(`del ${keys.slice(0, 8).join(' ')} [4 more keys]`);
     expect(redisStatement('get', [Buffer.from([1, 2])])).toBe('get [binary key]');
-  });
-});
-
-describe('redactSpan', () => {
-  it('removes keys and tokens from names, attributes, events, links and status', async () => {
-    const t = startTestTracing();
-    try {
-      const key = generateKey('sk_live', seededBytes(9));
-      const tracer = trace.getTracer('test');
-      const span = tracer.startSpan(`op ${key}`, {
-        attributes: { 'a.string': `k=${key}`, 'a.list': ['x', `Bearer ${key}`], 'a.number': 3 },
-        links: [{ context: { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 }, attributes: { l: key } }],
-      });
-      span.addEvent('exception', { 'exception.message': `bad key ${key}` });
-      span.setStatus({ code: 2, message: `failed for ${key}` });
-      span.end();
-      const out = t.spans()[0] as ReadableSpan;
-      redactSpan(out, createRedactor());
-      const text = JSON.stringify([out.name, out.attributes, out.events, out.links.map((l) => l.attributes), out.status]);
-      expect(text).not.toContain(key.slice(12));
-      expect(out.attributes['a.number']).toBe(3);
-      expect(out.attributes['a.list']).toEqual(['x', 'Bearer [redacted]']);
-    } finally {
-      await t.stop();
-    }
   });
 });
 
