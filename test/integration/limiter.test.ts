@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import fc from 'fast-check';
 import Redis from 'ioredis';
 import { MemoryLimiter } from '../../src/adapters/limits/memory-limiter';
@@ -168,6 +168,58 @@ describe('RedisLimiter on Redis', () => {
     expect(await names(() => limiter.setCredits(keyId, 10, T0))).toEqual(['hset']);
     expect(await names(() => limiter.forget(keyId))).toEqual(['del']);
     sent.mockRestore();
+  });
+
+  it('writes the commands of one event-loop turn in one socket write (batchWrites), each alone without it', async () => {
+    for (const batchWrites of [true, false]) {
+      const redis = createRedisClient(server.url);
+      await waitUntilReady(redis);
+      const limiter = new RedisLimiter({ redis, batchWrites });
+      limiters.push(limiter);
+      const keyId = `key_${randomUUID()}`;
+      await limiter.check({ keyId, cost: 1, rateLimits: [perSecond], now: T0 }); // script loaded
+      const socket = redis.stream as Socket;
+      const write = jest.spyOn(socket, '_write');
+      const writev = jest.spyOn(socket, '_writev');
+      // 20 checks of one key at one instant, and a command of another user of the client
+      const checks = Array.from({ length: 20 }, () => limiter.check({ keyId, cost: 1, rateLimits: [perSecond], now: T0 + 1 }));
+      const other = redis.set(`other-${keyId}`, 'x');
+      const results = await Promise.all(checks);
+      expect(await other).toBe('OK');
+      if (batchWrites) {
+        expect(write).not.toHaveBeenCalled();
+        expect(writev).toHaveBeenCalledTimes(1);
+        expect(writev.mock.calls[0][0]).toHaveLength(21);
+      } else {
+        expect(write).toHaveBeenCalledTimes(21);
+        expect(writev).not.toHaveBeenCalled();
+      }
+      // every script ran, in order: burst 4 after one unit at T0 leaves 4 of the 20
+      expect(results.map((r) => r.allowed)).toEqual([...Array<boolean>(4).fill(true), ...Array<boolean>(16).fill(false)]);
+      expect(results[3].rateLimits[0].remaining).toBe(0);
+      write.mockRestore();
+      writev.mockRestore();
+    }
+  });
+
+  it('answers checks with several limits, credits and denials alike with batching on and off', async () => {
+    const ids = [`key_${randomUUID()}`, `key_${randomUUID()}`];
+    const on = await newLimiter();
+    const off = new RedisLimiter({ redis: createRedisClient(server.url), batchWrites: false });
+    limiters.push(off);
+    await waitUntilReady((off as unknown as { redis: Redis }).redis);
+    const three: RateLimitRule = { name: 'three', limit: 3, periodMs: 1000, burst: 1 };
+    const run = async (limiter: RedisLimiter, keyId: string): Promise<LimitResult[]> =>
+      Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          limiter.check({ keyId, cost: 1 + (i % 2), rateLimits: [perSecond, three], credits: { initial: 6 }, now: T0 + 400 * i }),
+        ),
+      );
+    const batched = await run(on, ids[0]);
+    const single = await run(off, ids[1]);
+    expect(batched).toEqual(single);
+    expect(batched.some((r) => r.denied?.kind === 'rate_limit')).toBe(true);
+    expect(batched.some((r) => r.denied?.kind === 'credits')).toBe(true);
   });
 
   it('reloads its scripts when the server forgot them', async () => {
