@@ -1,4 +1,5 @@
 import { ADMIN_SERVICE, canAccess, isAdmin, type Access, type Principal } from '../domain/admin-access';
+import { casBackoff, MAX_CAS_ATTEMPTS } from './cas-retry';
 import type { Clock } from '../domain/clock';
 import { ConflictError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, ResourceExhaustedError } from '../domain/errors';
 import type { Policy } from '../domain/policy';
@@ -126,7 +127,6 @@ export function rotationEventsPending(record: KeyRecord): boolean {
   return record.rotatedTo !== undefined && record.rotatedAt !== undefined && record.dueAt === record.rotatedAt;
 }
 
-const MAX_CAS_ATTEMPTS = 5;
 
 /**
  * Key lifecycle use cases behind `KeyAdminService`. Every input is checked before any write, so
@@ -309,6 +309,7 @@ export class KeyAdmin {
         await this.store.rotate({ retired, expectedVersion: current.version, successor, ...(sealed && { sealed }) }, { fence: opts.fence });
       } catch (err) {
         if (err instanceof ConflictError && attempt < MAX_CAS_ATTEMPTS) {
+          await casBackoff(attempt);
           current = await reload(current.id);
           continue;
         }
@@ -409,7 +410,10 @@ export class KeyAdmin {
         await this.store.replace(next, current.version, { maxActiveKeys });
       } catch (err) {
         if (err instanceof ResourceExhaustedError && maxActiveKeys !== undefined) this.onQuotaExceeded(next.service, maxActiveKeys, p.actor);
-        if (err instanceof ConflictError && attempt < MAX_CAS_ATTEMPTS) continue;
+        if (err instanceof ConflictError && attempt < MAX_CAS_ATTEMPTS) {
+          await casBackoff(attempt);
+          continue;
+        }
         if (err instanceof NotFoundError) throw notFound(keyId);
         throw err;
       }

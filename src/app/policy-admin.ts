@@ -1,4 +1,5 @@
 import { canAccess, type Access, type Principal } from '../domain/admin-access';
+import { casBackoff, MAX_CAS_ATTEMPTS } from './cas-retry';
 import type { Clock } from '../domain/clock';
 import { ConflictError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from '../domain/errors';
 import { checkPageSize, checkService } from '../domain/input-rules';
@@ -48,7 +49,6 @@ export interface PolicyAdminOptions {
   canSealSecrets?: boolean;
 }
 
-const MAX_CAS_ATTEMPTS = 5;
 
 /** Policy use cases behind `KeyAdminService`, under the same per-service access rules as keys. */
 export class PolicyAdmin {
@@ -114,7 +114,10 @@ export class PolicyAdmin {
       try {
         await this.opts.store.replacePolicy(next, current.version);
       } catch (err) {
-        if (err instanceof ConflictError && attempt < MAX_CAS_ATTEMPTS) continue;
+        if (err instanceof ConflictError && attempt < MAX_CAS_ATTEMPTS) {
+          await casBackoff(attempt);
+          continue;
+        }
         throw err;
       }
       if (paths.has('service_default')) {

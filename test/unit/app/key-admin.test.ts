@@ -1,3 +1,4 @@
+import { MAX_CAS_ATTEMPTS } from '../../../src/app/cas-retry';
 import { MemoryLimiter } from '../../../src/adapters/limits/memory-limiter';
 import { MemoryPolicyStore } from '../../../src/adapters/store/memory-policy-store';
 import { createHash } from 'node:crypto';
@@ -724,7 +725,7 @@ describe('KeyAdmin.update', () => {
     expect(env.events.filter((e) => e.kind === 'updated')).toHaveLength(1);
   });
 
-  it('gives up with ConflictError after 5 lost compare-and-sets, telling no listener', async () => {
+  it('gives up with ConflictError after MAX_CAS_ATTEMPTS lost compare-and-sets, telling no listener', async () => {
     const inner = new MemoryKeyStore();
     let attempts = 0;
     const store = wrapStore(inner, {
@@ -738,8 +739,21 @@ describe('KeyAdmin.update', () => {
     const eventsBefore = env.events.length;
     const err = await expectError(env.admin.update(root, updateInput(orders.id, { updateMask: ['name'], name: 'x' })), ConflictError);
     expect((err as ConflictError).retryable).toBe(true);
-    expect(attempts).toBe(5);
+    expect(attempts).toBe(MAX_CAS_ATTEMPTS);
     expect(env.events.length).toBe(eventsBefore);
+  });
+
+  it('many concurrent updates of one key all succeed (jittered retries), each applied once', async () => {
+    const env = setup();
+    const { orders } = await seed(env);
+    const n = 12;
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) => env.admin.update(root, updateInput(orders.id, { updateMask: ['metadata'], metadata: { [`k${i}`]: 'v' } }))),
+    );
+    expect(results).toHaveLength(n);
+    const final = await env.admin.get(root, orders.id);
+    expect(final.version).toBe(orders.version + n);
+    expect(env.events.filter((e) => e.kind === 'updated')).toHaveLength(n);
   });
 
   it('answers NotFound when the key is deleted between read and write', async () => {

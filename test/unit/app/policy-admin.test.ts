@@ -1,3 +1,4 @@
+import { MAX_CAS_ATTEMPTS } from '../../../src/app/cas-retry';
 import { MemoryPolicyStore } from '../../../src/adapters/store/memory-policy-store';
 import { checkPolicyId, POLICY_FIELDS, PolicyAdmin, type PolicyChangeKind } from '../../../src/app/policy-admin';
 import { rootPrincipal, type Principal } from '../../../src/domain/admin-access';
@@ -376,7 +377,7 @@ describe('PolicyAdmin.update', () => {
     const { policy } = await env.admin.create(root, fields(), false);
     const before = await env.snapshot();
     expect(await caught(env.admin.update(root, policy.id, otherFields(), ['name'], false))).toBeInstanceOf(ConflictError);
-    expect(calls).toBe(5);
+    expect(calls).toBe(MAX_CAS_ATTEMPTS);
     expect(await env.snapshot()).toBe(before);
     expect(env.changes).toHaveLength(1);
   });
