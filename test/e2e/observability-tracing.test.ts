@@ -2,6 +2,7 @@ import { Metadata } from '@grpc/grpc-js';
 import { CreateKeyRequest, GetKeyRequest, RevokeKeyRequest } from '../../src/gen/keyward/v1/key_admin_service.pb';
 import { ValidateKeyRequest, ValidationCode } from '../../src/gen/keyward/v1/key_service.pb';
 import { eventually } from '../support/health';
+import { sampleValue, scrape } from '../support/prometheus-text';
 import { call, startKeyward, type KeywardProcess } from '../support/keyward-process';
 import { startNats, type NatsServerHandle } from '../support/nats-server';
 import { SpanKind, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver';
@@ -156,5 +157,13 @@ describe('traces', () => {
   it('every export was a valid OTLP/HTTP protobuf request', () => {
     expect(receiver.bodies.length).toBeGreaterThan(0);
     expect(receiver.rejected).toEqual([]);
+  });
+
+  it('/metrics counts the spans exported (from the export worker) and none dropped', async () => {
+    const m = await scrape(a.metricsAddr!);
+    expect(sampleValue(m, 'keyward_trace_spans_exported_total')).toBeGreaterThan(0);
+    expect(sampleValue(m, 'keyward_trace_spans_dropped_total')).toBe(0);
+    expect(sampleValue(m, 'keyward_trace_spans_failed_total')).toBe(0);
+    expect(sampleValue(m, 'keyward_trace_spans_queued')).toBeGreaterThanOrEqual(0);
   });
 });

@@ -20,6 +20,21 @@ async function exposition(m: Metrics): Promise<Exposition> {
   return parsePrometheusText((await m.render()).body);
 }
 
+describe('Metrics: span export', () => {
+  it('reads the tracing export counters at scrape time, and leaves them out while tracing is off', async () => {
+    let stats: { exported: number; failed: number; dropped: number; queued: number } | undefined;
+    const m = createMetrics({ processMetrics: false, spanExport: () => stats });
+    let e = await exposition(m);
+    expect(sampleValue(e, 'keyward_trace_spans_exported_total')).toBeUndefined();
+    stats = { exported: 1200, failed: 10, dropped: 3, queued: 7 };
+    e = await exposition(m);
+    expect(sampleValue(e, 'keyward_trace_spans_exported_total')).toBe(1200);
+    expect(sampleValue(e, 'keyward_trace_spans_failed_total')).toBe(10);
+    expect(sampleValue(e, 'keyward_trace_spans_dropped_total')).toBe(3);
+    expect(sampleValue(e, 'keyward_trace_spans_queued')).toBe(7);
+  });
+});
+
 describe('Metrics', () => {
   it('counts validations by code and service, with a latency histogram and denial counters', async () => {
     const m = createMetrics({ processMetrics: false });
