@@ -3,9 +3,9 @@ import { ManualClock } from '../../../src/domain/clock';
 import { StoreUnavailableError } from '../../../src/domain/errors';
 import type { KeyRecord } from '../../../src/domain/key-record';
 import { CACHED_RECORD_FIELDS, type ValidationEntry } from '../../../src/domain/validation';
-import { setTracer } from '../../../src/observability/span-helpers';
 import { MISS } from '../../../src/ports/validation-source';
-import { trace } from '@opentelemetry/api';
+import { context, trace } from '@opentelemetry/api';
+import { startTestTracing } from '../observability/tracing-harness';
 
 function record(hash: string, over: Partial<KeyRecord> = {}): KeyRecord {
   return {
@@ -265,17 +265,20 @@ describe('ValidationCache.peek', () => {
     expect(cache.peek('h1')).toBe(MISS);
   });
 
-  test('always misses while tracing is on, so traced lookups keep their span attributes', async () => {
+  test('answers hits while tracing is on too, annotating the active span as lookup does', async () => {
     const { loader, cache } = setup();
     loader.records.set('h1', record('h1'));
     await cache.lookup('h1');
-    setTracer(trace.getTracer('test'));
+    const t = startTestTracing();
     try {
-      expect(cache.peek('h1')).toBe(MISS);
+      const span = trace.getTracer('test').startSpan('call');
+      const hit = context.with(trace.setSpan(context.active(), span), () => cache.peek('h1'));
+      span.end();
+      expect(hit).not.toBe(MISS);
+      expect(t.spans()[0].attributes).toEqual({ 'keyward.cache.result': 'hit', 'keyward.key.id': (hit as ValidationEntry).record.id });
     } finally {
-      setTracer(undefined);
+      await t.stop();
     }
-    expect(cache.peek('h1')).not.toBe(MISS);
   });
 });
 
