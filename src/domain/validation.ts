@@ -82,7 +82,8 @@ export function toCachedRecord(record: CachedKeyRecord): CachedKeyRecord {
     if (value !== undefined) slim[field] = value;
   }
   slim.scopes = sharedScopes(record.scopes).list;
-  return slim as unknown as CachedKeyRecord;
+  // shared by every call that finds the key until it changes: frozen, like a value
+  return Object.freeze(slim) as unknown as CachedKeyRecord;
 }
 
 /**

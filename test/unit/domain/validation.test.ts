@@ -50,6 +50,7 @@ describe('toCachedRecord', () => {
     const slim = toCachedRecord(full);
     expect(Object.keys(slim).sort()).toEqual(CACHED_RECORD_FIELDS.filter((f) => full[f] !== undefined).sort());
     for (const f of CACHED_RECORD_FIELDS) expect(slim[f]).toEqual(full[f]);
+    expect(Object.isFrozen(slim)).toBe(true);
     expect(Object.isFrozen(slim.scopes)).toBe(true);
   });
 

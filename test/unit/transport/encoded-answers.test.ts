@@ -6,7 +6,7 @@ import { ManualClock } from '../../../src/domain/clock';
 import { generateKey } from '../../../src/domain/key-format';
 import { hashKey } from '../../../src/domain/key-hash';
 import { applyChanges } from '../../../src/domain/key-record';
-import { toValidationEntry, type Decision } from '../../../src/domain/validation';
+import { toCachedRecord, toValidationEntry, type CachedKeyRecord, type Decision } from '../../../src/domain/validation';
 import {
   KeyServiceClient,
   KeyServiceService,
@@ -24,11 +24,13 @@ import { makeRecord } from '../helpers/records';
 const generated = (answer: ValidateKeyResponse) => Buffer.from(ValidateKeyResponse.encode(answer).finish());
 const generatedStream = (msg: ValidateKeyStreamResponse) => Buffer.from(ValidateKeyStreamResponse.encode(msg).finish());
 
-const valid = (record = makeRecord()): Decision => ({ code: 'VALID', reason: '', record });
+/** A record as the validation cache keeps it: slim and frozen. */
+const cached = (...over: Parameters<typeof makeRecord>) => toCachedRecord(makeRecord(...over));
+const valid = (record: CachedKeyRecord = cached()): Decision => ({ code: 'VALID', reason: '', record });
 
 describe('EncodedAnswers', () => {
   it('answers a VALID decision with what the mapping makes, and its bytes with what the generated encoder writes', () => {
-    const record = makeRecord({ scopes: ['orders:read', 'orders:*'], metadata: { env: 'test', team: 'a' }, expiresAt: 1_800_000_000_123 });
+    const record = cached({ scopes: ['orders:read', 'orders:*'], metadata: { env: 'test', team: 'a' }, expiresAt: 1_800_000_000_123 });
     const d = valid(record);
     const answer = new EncodedAnswers().answer(d);
     expect(answer).toEqual(toValidateKeyResponse(d));
@@ -37,10 +39,10 @@ describe('EncodedAnswers', () => {
 
   it('reuses the answer for the same record object, and makes a new one for another object, even an equal one', () => {
     const answers = new EncodedAnswers();
-    const record = makeRecord();
+    const record = cached();
     const first = answers.answer(valid(record));
     expect(answers.answer(valid(record))).toBe(first);
-    const twin = { ...record };
+    const twin = Object.freeze({ ...record });
     const other = answers.answer(valid(twin));
     expect(other).not.toBe(first);
     expect(encodedBytesOf(other)).toEqual(encodedBytesOf(first));
@@ -48,9 +50,9 @@ describe('EncodedAnswers', () => {
 
   it('never gives a changed record the old answer', () => {
     const answers = new EncodedAnswers();
-    const record = makeRecord({ scopes: ['a'], metadata: { v: '1' } });
-    const before = answers.answer(valid(record));
-    const changed = applyChanges(record, { scopes: ['b'], metadata: { v: '2' } }, 2_000);
+    const full = makeRecord({ scopes: ['a'], metadata: { v: '1' } });
+    const before = answers.answer(valid(toCachedRecord(full)));
+    const changed = toCachedRecord(applyChanges(full, { scopes: ['b'], metadata: { v: '2' } }, 2_000));
     const after = answers.answer(valid(changed));
     expect(after.scopes).toEqual(['b']);
     expect(after.metadata).toEqual({ v: '2' });
@@ -60,7 +62,7 @@ describe('EncodedAnswers', () => {
 
   it('does not reuse an answer made for another reason', () => {
     const answers = new EncodedAnswers();
-    const record = makeRecord();
+    const record = cached();
     answers.answer(valid(record));
     const d: Decision = { code: 'VALID', reason: 'something_else', record };
     const answer = answers.answer(d);
@@ -70,7 +72,7 @@ describe('EncodedAnswers', () => {
 
   it('does not pre-encode denials, answers without a record, or answers with limits', () => {
     const answers = new EncodedAnswers();
-    const record = makeRecord();
+    const record = cached();
     const decisions: Decision[] = [
       { code: 'NOT_FOUND', reason: '' },
       { code: 'MALFORMED', reason: 'bad_format_or_checksum' },
@@ -78,6 +80,8 @@ describe('EncodedAnswers', () => {
       { code: 'INSUFFICIENT_SCOPE', reason: 'missing_scope:x', record },
       { code: 'VALID', reason: '', record, limits: { creditsRemaining: 5, rateLimits: [{ name: 'rps', limit: 10, remaining: 9, resetAt: 5_000 }] } },
       { code: 'RATE_LIMITED', reason: 'rate_limit:rps', record, limits: { rateLimits: [] } },
+      // not frozen: a record read from the store for this call only (no cache), not worth keeping
+      { code: 'VALID', reason: '', record: makeRecord() },
     ];
     for (const d of decisions) {
       const answer = answers.answer(d);
@@ -89,7 +93,7 @@ describe('EncodedAnswers', () => {
 
   it('keeps at most maxEntries answers', () => {
     const answers = new EncodedAnswers({ maxEntries: 3 });
-    for (let i = 0; i < 10; i++) answers.answer(valid(makeRecord({ id: `key_${i}` })));
+    for (let i = 0; i < 10; i++) answers.answer(valid(cached({ id: `key_${i}` })));
     expect(answers.size).toBe(3);
   });
 
@@ -102,7 +106,7 @@ describe('EncodedAnswers', () => {
 describe('KeyServiceDefinition serializers', () => {
   it('write the same bytes as the generated encoders, with or without pre-encoded answers', () => {
     const answers = new EncodedAnswers();
-    const record = makeRecord({ scopes: ['s:*', 'x'], metadata: { a: '1' }, expiresAt: 1_900_000_000_000 });
+    const record = cached({ scopes: ['s:*', 'x'], metadata: { a: '1' }, expiresAt: 1_900_000_000_000 });
     const pre = answers.answer(valid(record));
     const plain = toValidateKeyResponse({ code: 'NOT_FOUND', reason: '' });
     expect(serializeAnswer(pre)).toEqual(generated(toValidateKeyResponse(valid(record))));
@@ -149,7 +153,7 @@ describe('KeyService over grpc-js with KeyServiceDefinition', () => {
   const clock = new ManualClock(1_700_000_000_000);
   const key = generateKey('sk', seededBytes(7));
   const record = makeRecord({ hash: hashKey(key), scopes: ['orders:read'], metadata: { env: 'prod' } });
-  const entry = toValidationEntry(record);
+  const entry = toValidationEntry(toCachedRecord(record));
   const validator = new KeyValidator({ source: { lookup: (h) => (h === record.hash ? entry : undefined) }, clock });
   const logger = { error: () => undefined } as unknown as Logger;
   let server: Server;
