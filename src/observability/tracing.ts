@@ -11,6 +11,7 @@ import {
   type Sampler,
 } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { PooledIdGenerator } from './pooled-id-generator';
 import { redisStatement } from './redis-statement';
 import { setTracer, TRACER_NAME } from './span-helpers';
 import { currentTracing, setCurrentTracing, traceRedactionSecrets, type Tracing } from './tracing-lifecycle';
@@ -82,6 +83,7 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | un
   const processor = new WorkerSpanProcessor({ ...settings.batch, secrets: traceRedactionSecrets() });
   const provider = new NodeTracerProvider({
     resource,
+    idGenerator: new PooledIdGenerator(),
     sampler: samplerFor(settings.sampler, settings.ratio),
     spanProcessors: [processor],
   });
