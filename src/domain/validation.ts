@@ -72,7 +72,8 @@ export type CachedKeyRecord = Pick<KeyRecord, (typeof CACHED_RECORD_FIELDS)[numb
 
 /**
  * The slim copy of a record that the validation cache keeps: only `CACHED_RECORD_FIELDS`, with
- * the scope list shared by every key that grants the same scopes. The fields the cache never
+ * the scope list, the metadata and the service, owner and state strings shared by every key that
+ * has equal ones (a store read makes new ones for every record). The fields the cache never
  * reads (name, prefix, hash, update time, usage, version, ...) were ~280 B per cached key.
  */
 export function toCachedRecord(record: CachedKeyRecord): CachedKeyRecord {
@@ -82,8 +83,39 @@ export function toCachedRecord(record: CachedKeyRecord): CachedKeyRecord {
     if (value !== undefined) slim[field] = value;
   }
   slim.scopes = sharedScopes(record.scopes).list;
+  slim.service = sharedString(record.service);
+  slim.owner = sharedString(record.owner);
+  slim.state = sharedString(record.state);
+  slim.metadata = sharedMetadata(record.metadata);
   // shared by every call that finds the key until it changes: frozen, like a value
   return Object.freeze(slim) as unknown as CachedKeyRecord;
+}
+
+/** Distinct values kept by each table below; past it a table starts over (values handed out stay valid). */
+const MAX_SHARED_VALUES = 4096;
+const sharedStrings = new Map<string, string>();
+const sharedMetadataByJson = new Map<string, Readonly<Record<string, string>>>();
+
+function sharedString(value: string): string {
+  const found = sharedStrings.get(value);
+  if (found !== undefined) return found;
+  if (sharedStrings.size >= MAX_SHARED_VALUES) sharedStrings.clear();
+  sharedStrings.set(value, value);
+  return value;
+}
+
+/**
+ * The first of the records with equal metadata (same entries in the same order) lends its
+ * object to the others: records are never changed in place. Not a copy: a copy of metadata
+ * that no other key shares measured ~150 B more per key than the object it replaced.
+ */
+function sharedMetadata(metadata: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
+  const json = JSON.stringify(metadata);
+  const found = sharedMetadataByJson.get(json);
+  if (found !== undefined) return found;
+  if (sharedMetadataByJson.size >= MAX_SHARED_VALUES) sharedMetadataByJson.clear();
+  sharedMetadataByJson.set(json, metadata);
+  return metadata;
 }
 
 /**

@@ -54,6 +54,19 @@ describe('toCachedRecord', () => {
     expect(Object.isFrozen(slim.scopes)).toBe(true);
   });
 
+  it('shares one metadata object between records with equal metadata, and leaves the store record unfrozen', () => {
+    const a = makeRecord({ metadata: { plan: 'pro', region: 'eu' } });
+    const b = makeRecord({ id: 'key_2', metadata: { plan: 'pro', region: 'eu' } });
+    const c = makeRecord({ id: 'key_3', metadata: { region: 'eu', plan: 'pro' } });
+    const [sa, sb, sc] = [a, b, c].map(toCachedRecord);
+    expect(sb.metadata).toBe(sa.metadata);
+    expect(sb.metadata).not.toBe(b.metadata);
+    expect(sc.metadata).not.toBe(sa.metadata); // other order: kept apart, still equal
+    expect(sc.metadata).toEqual(c.metadata);
+    expect(Object.isFrozen(a)).toBe(false);
+    expect(toCachedRecord(makeRecord({ metadata: { plan: 'free' } })).metadata).toEqual({ plan: 'free' });
+  });
+
   it('keeps what decide and the answer read: property, same decision and same answer as the full record', () => {
     const scope = fc.constantFrom('orders:read', 'orders:write', 'billing:x', 'other');
     const optionalTime = fc.option(fc.integer({ min: T0 - 2_000, max: T0 + 2_000 }), { nil: undefined });
