@@ -1,4 +1,4 @@
-import type { Attributes, AttributeValue, HrTime, Link, SpanContext, SpanKind, SpanStatus } from '@opentelemetry/api';
+import type { Attributes, Link } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
@@ -30,24 +30,21 @@ export interface EncodedSpanBatch {
   readonly scopes: InstrumentationScope[];
 }
 
-const NONE = -1;
+/** Layout of a span in `numbers` (read by otlp-trace-request.ts): see `add`. */
+export const BATCH_NONE = -1;
+export const PARENT_NONE = 0;
+export const PARENT_LOCAL = 1;
+export const PARENT_REMOTE = 2;
+export const VALUE_STRING = 0;
+export const VALUE_NUMBER = 1;
+export const VALUE_TRUE = 2;
+export const VALUE_FALSE = 3;
+export const VALUE_OTHER = 4;
+/** Numbers before a span's attribute count; then (key, value type, value) per attribute. */
+export const SPAN_FIXED = 18;
 const NO_PARENT = '0000000000000000';
-const enum ParentKind {
-  None = 0,
-  Local = 1,
-  Remote = 2,
-}
-const enum ValueType {
-  String = 0,
-  Number = 1,
-  True = 2,
-  False = 3,
-  Other = 4,
-}
-/** Numbers before a span's attributes (see `add`). */
-const FIXED = 18;
 
-interface PlainLink {
+export interface PlainLink {
   context: { traceId: string; spanId: string; traceFlags: number; isRemote?: boolean; traceState?: string };
   attributes?: Attributes;
   droppedAttributesCount?: number;
@@ -78,7 +75,7 @@ export class SpanBatchEncoder {
   add(span: ReadableSpan): void {
     const attrs = span.attributes;
     const keys = Object.keys(attrs);
-    this.reserve(FIXED + 1 + keys.length * 3);
+    this.reserve(SPAN_FIXED + 1 + keys.length * 3);
     const x = this.numbers;
     let n = this.n;
     const sc = span.spanContext();
@@ -89,38 +86,38 @@ export class SpanBatchEncoder {
     x[n++] = this.str(span.name);
     x[n++] = span.kind;
     x[n++] = sc.traceFlags;
-    x[n++] = parent === undefined ? ParentKind.None : parent.isRemote ? ParentKind.Remote : ParentKind.Local;
-    x[n++] = sc.traceState === undefined ? NONE : this.str(sc.traceState.serialize());
+    x[n++] = parent === undefined ? PARENT_NONE : parent.isRemote ? PARENT_REMOTE : PARENT_LOCAL;
+    x[n++] = sc.traceState === undefined ? BATCH_NONE : this.str(sc.traceState.serialize());
     x[n++] = span.startTime[0];
     x[n++] = span.startTime[1];
     x[n++] = span.endTime[0];
     x[n++] = span.endTime[1];
     x[n++] = span.status.code;
-    x[n++] = span.status.message === undefined ? NONE : this.str(span.status.message);
+    x[n++] = span.status.message === undefined ? BATCH_NONE : this.str(span.status.message);
     x[n++] = span.droppedAttributesCount;
     x[n++] = span.droppedEventsCount;
     x[n++] = span.droppedLinksCount;
-    x[n++] = span.events.length === 0 ? NONE : this.value(span.events.map(plainEvent));
-    x[n++] = span.links.length === 0 ? NONE : this.value(span.links.map(plainLink));
+    x[n++] = span.events.length === 0 ? BATCH_NONE : this.value(span.events.map(plainEvent));
+    x[n++] = span.links.length === 0 ? BATCH_NONE : this.value(span.links.map(plainLink));
     x[n++] = keys.length;
     for (const k of keys) {
       x[n++] = this.str(k);
       const v = attrs[k];
       switch (typeof v) {
         case 'string':
-          x[n++] = ValueType.String;
+          x[n++] = VALUE_STRING;
           x[n++] = this.str(v);
           break;
         case 'number':
-          x[n++] = ValueType.Number;
+          x[n++] = VALUE_NUMBER;
           x[n++] = v;
           break;
         case 'boolean':
-          x[n++] = v ? ValueType.True : ValueType.False;
+          x[n++] = v ? VALUE_TRUE : VALUE_FALSE;
           x[n++] = 0;
           break;
         default:
-          x[n++] = ValueType.Other;
+          x[n++] = VALUE_OTHER;
           x[n++] = this.value(v);
       }
     }
@@ -191,88 +188,4 @@ function plainLink(l: Link): PlainLink {
     attributes: l.attributes,
     droppedAttributesCount: l.droppedAttributesCount,
   };
-}
-
-/** What the decoder needs to rebuild a resource and trace state (the worker passes the SDK's). */
-export interface DecodeDeps {
-  resource(attributes: Attributes, schemaUrl: string | undefined): Resource;
-  traceState(serialized: string): NonNullable<SpanContext['traceState']>;
-}
-
-/** The spans of a batch, as ReadableSpans the OTLP serializer (and the redactor) can take. */
-export function decodeSpanBatch(batch: EncodedSpanBatch, deps: DecodeDeps): ReadableSpan[] {
-  const { numbers: x, ids, strings, values } = batch;
-  const resources = batch.resources.map((r) => deps.resource(r.attributes, r.schemaUrl));
-  const out: ReadableSpan[] = new Array(batch.count);
-  let n = 0;
-  for (let i = 0; i < batch.count; i++) {
-    const idAt = i * 64;
-    const traceId = ids.slice(idAt, idAt + 32);
-    const resource = resources[x[n++]];
-    const instrumentationScope = batch.scopes[x[n++]];
-    const name = strings[x[n++]];
-    const kind = x[n++] as SpanKind;
-    const traceFlags = x[n++];
-    const parentKind = x[n++] as ParentKind;
-    const traceStateAt = x[n++];
-    const traceState = traceStateAt === NONE ? undefined : deps.traceState(strings[traceStateAt]);
-    const startTime: HrTime = [x[n++], x[n++]];
-    const endTime: HrTime = [x[n++], x[n++]];
-    const code = x[n++];
-    const messageAt = x[n++];
-    const status: SpanStatus = messageAt === NONE ? { code } : { code, message: strings[messageAt] };
-    const droppedAttributesCount = x[n++];
-    const droppedEventsCount = x[n++];
-    const droppedLinksCount = x[n++];
-    const eventsAt = x[n++];
-    const linksAt = x[n++];
-    const attributeCount = x[n++];
-    const attributes: Record<string, AttributeValue> = {};
-    for (let a = 0; a < attributeCount; a++) {
-      const key = strings[x[n++]];
-      const type = x[n++] as ValueType;
-      const v = x[n++];
-      attributes[key] =
-        type === ValueType.String ? strings[v] : type === ValueType.Number ? v : type === ValueType.True ? true : type === ValueType.False ? false : (values[v] as AttributeValue);
-    }
-    const spanContext: SpanContext = { traceId, spanId: ids.slice(idAt + 32, idAt + 48), traceFlags, traceState };
-    const parentSpanContext: SpanContext | undefined =
-      parentKind === ParentKind.None ? undefined : { traceId, spanId: ids.slice(idAt + 48, idAt + 64), traceFlags, isRemote: parentKind === ParentKind.Remote };
-    const links = linksAt === NONE ? [] : (values[linksAt] as PlainLink[]).map((l) => toLink(l, deps));
-    out[i] = {
-      name,
-      kind,
-      spanContext: () => spanContext,
-      parentSpanContext,
-      startTime,
-      endTime,
-      duration: hrTimeDiff(startTime, endTime),
-      status,
-      attributes,
-      links,
-      events: eventsAt === NONE ? [] : (values[eventsAt] as TimedEvent[]),
-      ended: true,
-      resource,
-      instrumentationScope,
-      droppedAttributesCount,
-      droppedEventsCount,
-      droppedLinksCount,
-    };
-  }
-  return out;
-}
-
-function toLink(l: PlainLink, deps: DecodeDeps): Link {
-  const { traceState, ...context } = l.context;
-  return { ...l, context: traceState === undefined ? context : { ...context, traceState: deps.traceState(traceState) } };
-}
-
-function hrTimeDiff(start: HrTime, end: HrTime): HrTime {
-  let seconds = end[0] - start[0];
-  let nanos = end[1] - start[1];
-  if (nanos < 0) {
-    seconds -= 1;
-    nanos += 1e9;
-  }
-  return [seconds, nanos];
 }

@@ -1,16 +1,21 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { ExportResultCode, TraceState, type ExportResult } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BinaryReader } from '@bufbuild/protobuf/wire';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { createRedactor, type Redactor } from './log-redaction';
-import { decodeSpanBatch, type DecodeDeps, type EncodedSpanBatch } from './span-batch-codec';
+import { encodeTraceRequest } from './otlp-trace-request';
+import type { EncodedSpanBatch } from './span-batch-codec';
 import { redactBatch } from './span-redaction';
 
+// the package's `node-http` entry point (its types are only reachable by file path under node10 resolution)
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const otlpHttp = require('@opentelemetry/otlp-exporter-base/node-http') as typeof import('@opentelemetry/otlp-exporter-base/build/src/index-node-http');
+
 /*
- * The span export worker thread: takes the batches WorkerSpanProcessor posts, rebuilds the spans,
- * redacts them (span-redaction.ts), serialises them to OTLP protobuf and sends them over HTTP with
- * the SDK's own OTLPTraceExporter, which reads the OTEL_EXPORTER_OTLP_* variables itself (endpoint,
- * headers, compression, timeout, certificates) and retries what the collector asks to retry.
+ * The span export worker thread: takes the batches WorkerSpanProcessor posts, redacts them
+ * (span-redaction.ts), writes the OTLP protobuf straight from the batch (otlp-trace-request.ts)
+ * and sends it with the SDK's OTLP/HTTP export delegate (the transport OTLPTraceExporter uses),
+ * which reads the OTEL_EXPORTER_OTLP_* variables itself (endpoint, headers, compression, timeout,
+ * certificates), retries what the collector asks to retry and bounds concurrent exports.
  * Everything here used to run on the main thread, between requests; the main thread now only
  * encodes each span into a batch (span-batch-codec.ts).
  */
@@ -33,14 +38,43 @@ export type FromWorker =
   | { readonly type: 'flushed'; readonly id: number }
   | { readonly type: 'closed'; readonly id: number };
 
-const decodeDeps: DecodeDeps = {
-  resource: (attributes, schemaUrl) => resourceFromAttributes(attributes, { schemaUrl }),
-  traceState: (serialized) => new TraceState(serialized),
+interface TraceResponse {
+  partialSuccess?: { rejectedSpans?: number; errorMessage?: string };
+}
+
+/** A redacted batch in, OTLP protobuf out; the collector's ExportTraceServiceResponse back. */
+const serializer = {
+  serializeRequest: (batch: EncodedSpanBatch): Uint8Array => encodeTraceRequest(batch),
+  deserializeResponse(data: Uint8Array): TraceResponse {
+    const out: TraceResponse = {};
+    const r = new BinaryReader(data);
+    while (r.pos < r.len) {
+      const [field, wire] = r.tag();
+      if (field !== 1) {
+        r.skip(wire);
+        continue;
+      }
+      const p = new BinaryReader(r.bytes());
+      const partial: NonNullable<TraceResponse['partialSuccess']> = (out.partialSuccess = {});
+      while (p.pos < p.len) {
+        const [f, w] = p.tag();
+        if (f === 1) partial.rejectedSpans = Number(p.int64());
+        else if (f === 2) partial.errorMessage = p.string();
+        else p.skip(w);
+      }
+    }
+    return out;
+  },
 };
+
+function createExporter() {
+  const options = otlpHttp.convertLegacyHttpOptions({}, 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' });
+  return otlpHttp.createOtlpHttpExportDelegate(options, serializer, 'otlp_http_span_exporter', { name: 'span', countItems: (b: EncodedSpanBatch) => b.count }, undefined);
+}
 
 /** Serves one processor's port until it says `shutdown`. */
 export function serveExportPort(port: MessagePort, data: ExportWorkerData): void {
-  const exporter = new OTLPTraceExporter();
+  const exporter = createExporter();
   let redactor: Redactor = createRedactor({ secrets: data.secrets });
   const inFlight = new Set<Promise<void>>();
   const settled = () => Promise.allSettled([...inFlight]);
@@ -49,8 +83,8 @@ export function serveExportPort(port: MessagePort, data: ExportWorkerData): void
   const exportBatch = async (id: number, batch: EncodedSpanBatch): Promise<void> => {
     let result: ExportResult;
     try {
-      const spans = decodeSpanBatch(redactBatch(batch, redactor), decodeDeps);
-      result = await withTimeout(new Promise<ExportResult>((resolve) => exporter.export(spans, resolve)), data.exportTimeoutMillis);
+      const redacted = redactBatch(batch, redactor);
+      result = await withTimeout(new Promise<ExportResult>((resolve) => exporter.export(redacted, resolve)), data.exportTimeoutMillis);
     } catch (err) {
       result = { code: ExportResultCode.FAILED, error: err instanceof Error ? err : new Error(String(err)) };
     }

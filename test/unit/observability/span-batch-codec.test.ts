@@ -5,14 +5,12 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
 import { generateKey } from '../../../src/domain/key-format';
 import { createRedactor } from '../../../src/observability/log-redaction';
-import { decodeSpanBatch, SpanBatchEncoder, type DecodeDeps } from '../../../src/observability/span-batch-codec';
+import { encodeTraceRequest } from '../../../src/observability/otlp-trace-request';
+import { SpanBatchEncoder } from '../../../src/observability/span-batch-codec';
 import { redactBatch } from '../../../src/observability/span-redaction';
 import { seededBytes } from '../helpers/bytes';
 
-const deps: DecodeDeps = {
-  resource: (attributes, schemaUrl) => resourceFromAttributes(attributes, { schemaUrl }),
-  traceState: (s) => new TraceState(s),
-};
+const sdkBytes = (spans: ReadableSpan[]): Buffer => Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)!);
 
 /** Finished spans of every shape the encoder handles, from the real SDK (not registered globally). */
 async function finishedSpans(): Promise<ReadableSpan[]> {
@@ -44,49 +42,58 @@ async function finishedSpans(): Promise<ReadableSpan[]> {
     remoteParent,
   );
   consumer.addEvent('retry', { attempt: 2 });
+  consumer.addEvent('bare');
   consumer.setStatus({ code: SpanStatusCode.ERROR, message: 'StoreUnavailableError' });
   consumer.end();
   const child = b.startSpan('hgetall', { kind: SpanKind.CLIENT, attributes: { 'db.query.text': 'hgetall {kw}:h:abc' } }, trace.setSpan(ROOT_CONTEXT, server));
   child.end();
+  // lengths past one varint byte, UTF-8, negative and 64-bit integers, doubles
+  const odd = a.startSpan(`ünïcode ✓ ${'x'.repeat(200)}`, {
+    attributes: { long: 'y'.repeat(20_000), 'ключ': 'значение 🔑', neg: -5, big: 2 ** 40, huge: 2 ** 63, tiny: 1e-9, doubles: [1.5, -2], flags: [true, false] },
+  });
+  odd.end();
+  const otherExporter = new InMemorySpanExporter();
+  const other = new NodeTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'other' }, { schemaUrl: 'https://opentelemetry.io/schemas/1.30.0' }),
+    spanProcessors: [new SimpleSpanProcessor(otherExporter)],
+  });
+  other.getTracer('elsewhere', undefined, { schemaUrl: 'https://example.com/s' }).startSpan('second resource').end();
+  const [second] = otherExporter.getFinishedSpans();
+  await other.shutdown();
   server.end();
   const spans = exporter.getFinishedSpans();
   await provider.shutdown();
-  return spans;
+  return [...spans.slice(0, 2), second, ...spans.slice(2)];
 }
 
-describe('SpanBatchEncoder / decodeSpanBatch', () => {
-  it('round-trips spans so that their OTLP protobuf is byte for byte what the SDK makes of the originals', async () => {
+describe('SpanBatchEncoder / encodeTraceRequest', () => {
+  it('writes the OTLP protobuf of a batch byte for byte as the SDK serialises the original spans', async () => {
     const spans = await finishedSpans();
     const encoder = new SpanBatchEncoder(2);
     for (const s of spans) encoder.add(s);
-    expect(encoder.count).toBe(3);
+    expect(encoder.count).toBe(5);
+    expect(new Set(spans.map((s) => s.resource)).size).toBe(2);
     const batch = encoder.finish();
     // the batch survives a structured clone (what postMessage does)
-    const decoded = decodeSpanBatch(structuredClone(batch), deps);
-    expect(Buffer.from(ProtobufTraceSerializer.serializeRequest(decoded)!)).toEqual(Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)!));
+    expect(Buffer.from(encodeTraceRequest(structuredClone(batch)))).toEqual(sdkBytes(spans));
+  });
 
-    const consumer = decoded.find((s) => s.kind === SpanKind.CONSUMER)!;
-    expect(consumer.parentSpanContext).toMatchObject({ spanId: '00f067aa0ba902b7', isRemote: true });
-    expect(consumer.spanContext().traceState?.get('vendor')).toBe('abc');
-    expect(consumer.attributes).toEqual({ scopes: ['orders:read', 'orders:write'], counts: [1, 2, 3] });
-    expect(consumer.events.map((e) => [e.name, e.attributes])).toEqual([['retry', { attempt: 2 }]]);
-    expect(consumer.links[0]).toMatchObject({ context: { spanId: 'b7ad6b7169203331' }, attributes: { why: 'replay' } });
-    expect(consumer.status).toEqual({ code: SpanStatusCode.ERROR, message: 'StoreUnavailableError' });
-    const server = decoded.find((s) => s.kind === SpanKind.SERVER)!;
-    expect(server.parentSpanContext).toBeUndefined();
-    expect(server.attributes).toEqual({ 'rpc.system': 'grpc', 'rpc.method': 'ValidateKey', 'rpc.grpc.status_code': 0, ratio: 0.25, ok: true, no: false });
-    expect(server.instrumentationScope).toEqual({ name: 'keyward', version: '1.2.3', schemaUrl: undefined });
-    const client = decoded.find((s) => s.kind === SpanKind.CLIENT)!;
-    expect(client.parentSpanContext?.spanId).toBe(server.spanContext().spanId);
-    expect(client.duration[0] * 1e9 + client.duration[1]).toBeGreaterThanOrEqual(0);
-    // spans of one resource share one decoded resource (the serializer groups by identity)
-    expect(new Set(decoded.map((s) => s.resource)).size).toBe(1);
+  it('matches the SDK on a full batch of alike spans with interleaved scopes (grouped by resource, then scope)', async () => {
+    const spans = await finishedSpans();
+    const many = Array.from({ length: 512 }, (_, i) => spans[i % spans.length]);
+    const encoder = new SpanBatchEncoder(512);
+    for (const s of many) encoder.add(s);
+    const ours = Buffer.from(encodeTraceRequest(structuredClone(encoder.finish())));
+    const theirs = sdkBytes(many);
+    expect(ours.length).toBe(theirs.length);
+    expect(ours.equals(theirs)).toBe(true); // (toEqual on megabytes takes seconds)
   });
 
   it('carries each distinct string once per batch', async () => {
     const spans = await finishedSpans();
     const encoder = new SpanBatchEncoder();
-    for (let i = 0; i < 50; i++) encoder.add(spans[2]);
+    const server = spans.find((s) => s.kind === SpanKind.SERVER)!;
+    for (let i = 0; i < 50; i++) encoder.add(server);
     const batch = encoder.finish();
     expect(batch.count).toBe(50);
     expect(batch.strings.filter((s) => s === 'keyward.v1.KeyService/ValidateKey')).toHaveLength(1);
@@ -109,13 +116,16 @@ describe('redactBatch', () => {
     const encoder = new SpanBatchEncoder();
     encoder.add(exporter.getFinishedSpans()[0]);
     const batch = encoder.finish();
-    const [out] = decodeSpanBatch(redactBatch(batch, createRedactor({ secrets: ['the-admin-token-value'] })), deps);
-    const text = JSON.stringify([out.name, out.attributes, out.events, out.links.map((l) => l.attributes), out.status]);
+    const redacted = redactBatch(batch, createRedactor({ secrets: ['the-admin-token-value'] }));
+    // protobuf strings are their UTF-8 bytes: the request's text shows whatever a span carried
+    const text = Buffer.from(encodeTraceRequest(redacted)).toString('latin1');
     expect(text).not.toContain(key.slice(12));
     expect(text).not.toContain('the-admin-token-value');
-    expect(out.attributes['a.number']).toBe(3);
-    expect(out.attributes['a.list']).toEqual(['x', 'Bearer [redacted]']);
-    expect(out.links[0].context.spanId).toBe('b7ad6b7169203331');
+    expect(text).toContain('Bearer [redacted]');
+    expect(text).toContain(`${key.slice(0, 12)}`);
+    // only strings changed: the same request as the SDK makes of the redacted values
+    expect(redacted.strings).toContain('a.number');
+    expect(redacted.numbers).toBe(batch.numbers);
     // the original batch is left as it was
     expect(batch.strings.some((s) => s.includes(key))).toBe(true);
   });
