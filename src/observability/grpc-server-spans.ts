@@ -1,7 +1,7 @@
 import { errorMonitor } from 'node:events';
 import { status, type Metadata, type ServiceDefinition } from '@grpc/grpc-js';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type SpanOptions, type TextMapGetter } from '@opentelemetry/api';
-import { activeTracer, rootsNeverSampled } from './span-helpers';
+import { activeTracer, rootsNeverSampled, serverSpanStarter } from './span-helpers';
 
 /*
  * SERVER spans for keyward's gRPC services, one per call, named `keyward.v1.KeyService/ValidateKey`
@@ -59,16 +59,15 @@ type Handler = (call: { metadata: Metadata; on?: (e: string, l: (...a: unknown[]
 export function traceService<S extends object>(implementation: S, definition: ServiceDefinition): S {
   const tracer = activeTracer();
   if (tracer === undefined) return implementation;
+  const starter = serverSpanStarter();
   const out: Record<string, unknown> = { ...(implementation as Record<string, unknown>) };
   for (const [name, method] of Object.entries(definition)) {
     const handler = out[name] as Handler | undefined;
     if (typeof handler !== 'function') continue;
     const spanName = method.path.replace(/^\//, '');
     const slash = spanName.lastIndexOf('/');
-    const options: SpanOptions = {
-      kind: SpanKind.SERVER,
-      attributes: { 'rpc.system': 'grpc', 'rpc.service': spanName.slice(0, slash), 'rpc.method': spanName.slice(slash + 1) },
-    };
+    const attributes = { 'rpc.system': 'grpc', 'rpc.service': spanName.slice(0, slash), 'rpc.method': spanName.slice(slash + 1) };
+    const options: SpanOptions = { kind: SpanKind.SERVER, attributes };
     const unaryResponse = !method.responseStream;
     const streaming = method.requestStream || method.responseStream;
 
@@ -76,7 +75,7 @@ export function traceService<S extends object>(implementation: S, definition: Se
       const parent = parentContext(call.metadata);
       // no caller context and a sampler that never starts a trace (ratio 0): straight through
       if (parent === ROOT_CONTEXT && rootsNeverSampled()) return handler(call, callback);
-      const span = tracer.startSpan(spanName, options, parent);
+      const span = starter !== undefined ? starter.start(spanName, attributes, parent) : tracer.startSpan(spanName, options, parent);
       // unsampled and no caller context to pass on: nothing to do (no context switch, no hooks)
       if (!span.isRecording() && parent === ROOT_CONTEXT) return handler(call, callback);
       const ctx = trace.setSpan(parent, span);

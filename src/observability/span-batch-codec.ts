@@ -2,6 +2,7 @@ import type { Attributes, Link } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
+import type { LightSpan } from './light-span';
 
 /*
  * Finished spans as a compact, transferable batch: what the main thread hands the export worker.
@@ -100,29 +101,64 @@ export class SpanBatchEncoder {
     x[n++] = span.events.length === 0 ? BATCH_NONE : this.value(span.events.map(plainEvent));
     x[n++] = span.links.length === 0 ? BATCH_NONE : this.value(span.links.map(plainLink));
     x[n++] = keys.length;
-    for (const k of keys) {
-      x[n++] = this.str(k);
-      const v = attrs[k];
-      switch (typeof v) {
-        case 'string':
-          x[n++] = VALUE_STRING;
-          x[n++] = this.str(v);
-          break;
-        case 'number':
-          x[n++] = VALUE_NUMBER;
-          x[n++] = v;
-          break;
-        case 'boolean':
-          x[n++] = v ? VALUE_TRUE : VALUE_FALSE;
-          x[n++] = 0;
-          break;
-        default:
-          x[n++] = VALUE_OTHER;
-          x[n++] = this.value(v);
-      }
-    }
+    for (const k of keys) n = this.attribute(n, k, attrs[k]);
     this.n = n;
     this.spans++;
+  }
+
+  /** A LightSpan (keyward's server spans), laid out as `add` lays out an SDK span. */
+  addLight(span: LightSpan): void {
+    const keys = span.keys;
+    const values = span.values;
+    this.reserve(SPAN_FIXED + 1 + keys.length * 3);
+    const x = this.numbers;
+    let n = this.n;
+    const sc = span.context;
+    const parent = span.parent;
+    this.ids.push(sc.traceId, sc.spanId, parent === undefined ? NO_PARENT : parent.spanId);
+    x[n++] = this.resource(span.resource);
+    x[n++] = this.scope(span.scope);
+    x[n++] = this.str(span.name);
+    x[n++] = span.kind;
+    x[n++] = sc.traceFlags;
+    x[n++] = parent === undefined ? PARENT_NONE : parent.isRemote ? PARENT_REMOTE : PARENT_LOCAL;
+    x[n++] = sc.traceState === undefined ? BATCH_NONE : this.str(sc.traceState.serialize());
+    n = hrTimeOf(x, n, span.startMillis);
+    n = hrTimeOf(x, n, span.endMillis);
+    x[n++] = span.status.code;
+    x[n++] = span.status.message === undefined ? BATCH_NONE : this.str(span.status.message);
+    x[n++] = span.droppedAttributes;
+    x[n++] = 0;
+    x[n++] = 0;
+    x[n++] = span.events === undefined ? BATCH_NONE : this.value(span.events.map(plainEvent));
+    x[n++] = span.links === undefined ? BATCH_NONE : this.value(span.links.map(plainLink));
+    x[n++] = keys.length;
+    for (let i = 0; i < keys.length; i++) n = this.attribute(n, keys[i], values[i]);
+    this.n = n;
+    this.spans++;
+  }
+
+  private attribute(n: number, k: string, v: unknown): number {
+    const x = this.numbers;
+    x[n++] = this.str(k);
+    switch (typeof v) {
+      case 'string':
+        x[n++] = VALUE_STRING;
+        x[n++] = this.str(v);
+        break;
+      case 'number':
+        x[n++] = VALUE_NUMBER;
+        x[n++] = v;
+        break;
+      case 'boolean':
+        x[n++] = v ? VALUE_TRUE : VALUE_FALSE;
+        x[n++] = 0;
+        break;
+      default:
+        x[n++] = VALUE_OTHER;
+        x[n++] = this.value(v);
+    }
+    return n;
   }
 
   /** The batch; the encoder must not be used afterwards. */
@@ -175,6 +211,19 @@ export class SpanBatchEncoder {
     }
     return i;
   }
+}
+
+/** [seconds, nanos] of epoch milliseconds into x at n (the SDK's millisToHrTime, without the array). */
+function hrTimeOf(x: Float64Array, n: number, ms: number): number {
+  let seconds = Math.trunc(ms / 1000);
+  let nanos = Math.round((ms - seconds * 1000) * 1e6);
+  if (nanos >= 1e9) {
+    seconds += 1;
+    nanos -= 1e9;
+  }
+  x[n] = seconds;
+  x[n + 1] = nanos;
+  return n + 2;
 }
 
 function plainEvent(e: TimedEvent): TimedEvent {

@@ -25,15 +25,27 @@ export const TRACER_NAME = 'keyward';
 
 let tracer: Tracer | undefined;
 let rootsUnsampled = false;
+let serverSpans: ServerSpanStarter | undefined;
+
+/** Starts keyward's gRPC SERVER spans (light-span.ts); without one the tracer's spans are used. */
+export interface ServerSpanStarter {
+  start(name: string, attributes: Attributes, parent: Context): Span;
+}
 
 /**
  * Called by tracing.ts when a provider is registered (or removed). `rootsUnsampled`: the sampler
  * never samples a new trace (ratio 0, always_off), so a request without a caller's trace context
  * can skip even the sampler's decision.
  */
-export function setTracer(t: Tracer | undefined, opts: { rootsUnsampled?: boolean } = {}): void {
+export function setTracer(t: Tracer | undefined, opts: { rootsUnsampled?: boolean; serverSpans?: ServerSpanStarter } = {}): void {
   tracer = t;
   rootsUnsampled = t !== undefined && opts.rootsUnsampled === true;
+  serverSpans = t === undefined ? undefined : opts.serverSpans;
+}
+
+/** @internal For grpc-server-spans.ts. */
+export function serverSpanStarter(): ServerSpanStarter | undefined {
+  return serverSpans;
 }
 
 /** @internal True when new traces are never sampled (see setTracer). */

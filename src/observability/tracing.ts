@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { trace } from '@opentelemetry/api';
+import type { InstrumentationScope } from '@opentelemetry/core';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
@@ -11,6 +12,7 @@ import {
   type Sampler,
 } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { LightSpanStarter } from './light-span';
 import { PooledIdGenerator } from './pooled-id-generator';
 import { redisStatement } from './redis-statement';
 import { setTracer, TRACER_NAME } from './span-helpers';
@@ -81,21 +83,27 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | un
     )
     .merge(detectResources({ detectors: [envDetector] })); // OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
   const processor = new WorkerSpanProcessor({ ...settings.batch, secrets: traceRedactionSecrets() });
-  const provider = new NodeTracerProvider({
-    resource,
-    idGenerator: new PooledIdGenerator(),
-    sampler: samplerFor(settings.sampler, settings.ratio),
-    spanProcessors: [processor],
-  });
+  const idGenerator = new PooledIdGenerator();
+  const sampler = samplerFor(settings.sampler, settings.ratio);
+  const provider = new NodeTracerProvider({ resource, idGenerator, sampler, spanProcessors: [processor] });
   provider.register(); // AsyncLocalStorage context manager, W3C trace-context + baggage propagators
 
   registerInstrumentations({
     tracerProvider: provider,
     instrumentations: [new IORedisInstrumentation({ requireParentSpan: true, dbStatementSerializer: redisStatement })],
   });
-  const { sampler, ratio } = settings;
+  const { sampler: samplerName, ratio } = settings;
+  // the provider's own tracer object (trace.getTracer returns it too): server spans share its scope
+  const sdkTracer = provider.getTracer(TRACER_NAME, packageVersion()) as { instrumentationScope?: InstrumentationScope };
   setTracer(trace.getTracer(TRACER_NAME, packageVersion()), {
-    rootsUnsampled: sampler.endsWith('always_off') || (sampler.endsWith('traceidratio') && ratio === 0),
+    rootsUnsampled: samplerName.endsWith('always_off') || (samplerName.endsWith('traceidratio') && ratio === 0),
+    serverSpans: new LightSpanStarter({
+      sampler,
+      idGenerator,
+      sink: processor,
+      resource,
+      scope: sdkTracer.instrumentationScope ?? { name: TRACER_NAME, version: packageVersion() },
+    }),
   });
 
   const tracing: Tracing = {

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { TraceFlags, type Context } from '@opentelemetry/api';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { LightSpan, LightSpanSink } from './light-span';
 import { SpanBatchEncoder } from './span-batch-codec';
 import type { ExportWorkerData, FromWorker, ToWorker } from './span-export-worker';
 import type { SpanExportStats } from './tracing-lifecycle';
@@ -41,7 +42,7 @@ const REQUEST_GRACE_MS = 1_000;
 
 const defaultStartWorker = (workerData: { spanExportWorker: ExportWorkerData }) => new Worker(join(__dirname, 'span-export-worker.js'), { workerData });
 
-export class WorkerSpanProcessor implements SpanProcessor {
+export class WorkerSpanProcessor implements SpanProcessor, LightSpanSink {
   private readonly settings: BatchSettings;
   private readonly startWorker: (workerData: { spanExportWorker: ExportWorkerData }) => Worker;
   private secrets: readonly string[];
@@ -82,9 +83,26 @@ export class WorkerSpanProcessor implements SpanProcessor {
 
   onEnd(span: ReadableSpan): void {
     if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
+    const batch = this.room();
+    if (batch === undefined) return;
+    batch.add(span);
+    if (batch.count >= this.settings.maxExportBatchSize) this.send();
+  }
+
+  /** keyward's own server spans (light-span.ts) end here, rather than through the SDK's onEnd. */
+  onEndLight(span: LightSpan): void {
+    if ((span.context.traceFlags & TraceFlags.SAMPLED) === 0) return;
+    const batch = this.room();
+    if (batch === undefined) return;
+    batch.addLight(span);
+    if (batch.count >= this.settings.maxExportBatchSize) this.send();
+  }
+
+  /** The open batch if a span may join it (counted as dropped otherwise). */
+  private room(): SpanBatchEncoder | undefined {
     if (!this.accepting) {
       this.dropped++;
-      return;
+      return undefined;
     }
     let batch = this.batch;
     if (batch === undefined) {
@@ -94,10 +112,9 @@ export class WorkerSpanProcessor implements SpanProcessor {
     }
     if (batch.count + this.inFlight >= this.settings.maxQueueSize) {
       this.dropped++;
-      return;
+      return undefined;
     }
-    batch.add(span);
-    if (batch.count >= this.settings.maxExportBatchSize) this.send();
+    return batch;
   }
 
   /** Sends the open batch and waits until the worker has exported everything sent so far. */
