@@ -194,6 +194,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
         batchSize: config.schedulerBatch,
       })
     : undefined;
+  if (scheduler) metrics.observeScheduler(() => scheduler.stats());
   const policyAdmin = new PolicyAdmin({
     store: policyStore,
     clock,

@@ -148,3 +148,29 @@ export class CallbackMetric implements CustomMetric {
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
 }
+
+/** A counter or gauge with one label, read from a source at scrape time (`{label value: number}`). */
+export class LabeledCallbackMetric implements CustomMetric {
+  readonly aggregator = 'sum';
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: 'counter' | 'gauge',
+    private readonly label: string,
+    private readonly read: () => Readonly<Record<string, number>> | undefined,
+  ) {}
+
+  async get(): Promise<MetricSnapshot> {
+    let byLabel: Readonly<Record<string, number>> | undefined;
+    try {
+      byLabel = this.read();
+    } catch {
+      byLabel = undefined;
+    }
+    const values = Object.entries(byLabel ?? {})
+      .filter(([, value]) => Number.isFinite(value))
+      .map(([labelValue, value]) => ({ value, labels: { [this.label]: labelValue } }));
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+}

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Histogram, Registry, type Metric } from 'prom-client';
-import { CallbackMetric, FastHistogram, TwoLabelCounter, type CounterCell, type CustomMetric } from './fast-metrics';
+import { CallbackMetric, FastHistogram, LabeledCallbackMetric, TwoLabelCounter, type CounterCell, type CustomMetric } from './fast-metrics';
 import { currentTracing, type SpanExportStats } from './tracing-lifecycle';
 
 /*
@@ -37,6 +37,16 @@ export interface EventSources {
   outbox?: { size(): Promise<number> };
 }
 
+/** What the lifecycle scheduler counts (app/lifecycle-scheduler.ts `SchedulerStats`, structurally). */
+export interface SchedulerCounts {
+  readonly ticks: number;
+  readonly ticksLeading: number;
+  readonly steps: Readonly<Record<string, number>>;
+  readonly recomputed: number;
+  readonly deferred: number;
+  readonly aborted: number;
+}
+
 export interface Metrics {
   /** One validation decision: its code, the requested (or the key's) service, and its latency. */
   validation(code: string, service: string, seconds: number): void;
@@ -50,6 +60,8 @@ export interface Metrics {
   observeCache(cache: CacheSource): void;
   /** Reads event pipeline figures at scrape time. */
   observeEvents(sources: EventSources): void;
+  /** Reads the lifecycle scheduler's counts at scrape time. */
+  observeScheduler(source: () => SchedulerCounts): void;
   /** The Prometheus text exposition of every metric. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -81,6 +93,7 @@ class PrometheusMetrics implements Metrics {
   private creditDenials = 0;
   private cache?: CacheSource;
   private events: EventSources = {};
+  private scheduler?: () => SchedulerCounts;
   /** Last (code, service) pair and its cell: consecutive validations are mostly alike. */
   private lastCode = '';
   private lastService = '';
@@ -151,7 +164,18 @@ class PrometheusMetrics implements Metrics {
     add(new CallbackMetric('keyward_trace_spans_failed_total', 'Spans in export batches that failed (collector unreachable or refusing, timeout).', 'counter', () => spans()?.failed));
     add(new CallbackMetric('keyward_trace_spans_dropped_total', 'Sampled spans dropped because the export queue (OTEL_BSP_MAX_QUEUE_SIZE) was full.', 'counter', () => spans()?.dropped));
     add(new CallbackMetric('keyward_trace_spans_queued', 'Spans waiting for export.', 'gauge', () => spans()?.queued));
+    const sched = () => this.scheduler?.();
+    add(new CallbackMetric('keyward_scheduler_ticks_total', 'Lifecycle scheduler ticks run by this sidecar.', 'counter', () => sched()?.ticks));
+    add(new CallbackMetric('keyward_scheduler_leading_ticks_total', 'Scheduler ticks in which this sidecar held the scheduler lease (and so acted).', 'counter', () => sched()?.ticksLeading));
+    add(new LabeledCallbackMetric('keyward_scheduler_steps_total', 'Lifecycle steps done (expire, retire, rotation_notice, expire_at_max_age, auto_rotate).', 'counter', 'step', () => sched()?.steps));
+    add(new CallbackMetric('keyward_scheduler_recomputed_total', 'Keys whose due time the scheduler rewrote after a policy change.', 'counter', () => sched()?.recomputed));
+    add(new CallbackMetric('keyward_scheduler_deferred_total', 'Keys set aside for a while because a lifecycle step could not be done (see the logs).', 'counter', () => sched()?.deferred));
+    add(new CallbackMetric('keyward_scheduler_aborted_ticks_total', 'Scheduler ticks stopped early: lease lost (fenced) or store failure.', 'counter', () => sched()?.aborted));
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: r });
+  }
+
+  observeScheduler(source: () => SchedulerCounts): void {
+    this.scheduler = source;
   }
 
   validation(code: string, service: string, seconds: number): void {
@@ -202,6 +226,7 @@ export const noopMetrics: Metrics = Object.freeze({
   webhookDelivery: () => undefined,
   observeCache: () => undefined,
   observeEvents: () => undefined,
+  observeScheduler: () => undefined,
   render: async () => ({ contentType: Registry.PROMETHEUS_CONTENT_TYPE, body: '' }),
 });
 

@@ -110,6 +110,26 @@ describe('Metrics', () => {
     expect(sampleValue(e, 'keyward_events_published_total')).toBe(4);
   });
 
+  it('reads the lifecycle scheduler counts at scrape time, steps by label', async () => {
+    const m = createMetrics({ processMetrics: false });
+    let e = await exposition(m);
+    expect(sampleValue(e, 'keyward_scheduler_ticks_total')).toBeUndefined(); // no scheduler: no sample
+    const stats = { ticks: 7, ticksLeading: 5, steps: { expire: 3, auto_rotate: 1 }, recomputed: 2, deferred: 1, aborted: 0 };
+    m.observeScheduler(() => stats);
+    e = await exposition(m);
+    expect(sampleValue(e, 'keyward_scheduler_ticks_total')).toBe(7);
+    expect(sampleValue(e, 'keyward_scheduler_leading_ticks_total')).toBe(5);
+    expect(sampleValue(e, 'keyward_scheduler_steps_total', { step: 'expire' })).toBe(3);
+    expect(sampleValue(e, 'keyward_scheduler_steps_total', { step: 'auto_rotate' })).toBe(1);
+    expect(e.types.get('keyward_scheduler_steps_total')).toBe('counter');
+    expect(sampleValue(e, 'keyward_scheduler_recomputed_total')).toBe(2);
+    expect(sampleValue(e, 'keyward_scheduler_deferred_total')).toBe(1);
+    expect(sampleValue(e, 'keyward_scheduler_aborted_ticks_total')).toBe(0);
+    stats.steps.expire = 4;
+    e = await exposition(m);
+    expect(sampleValue(e, 'keyward_scheduler_steps_total', { step: 'expire' })).toBe(4);
+  });
+
   it('leaves out a figure whose source fails instead of failing the scrape', async () => {
     const m = createMetrics({ processMetrics: false });
     m.observeEvents({ outbox: { size: async () => Promise.reject(new StoreUnavailableError('redis down')) } });
