@@ -103,7 +103,8 @@ describe('WorkerSpanProcessor', () => {
   it('sends a batch as soon as it holds maxExportBatchSize spans, and the rest on forceFlush', async () => {
     const { processor, spans } = setUp({ maxExportBatchSize: 10 });
     spans(25);
-    await until(() => sink.requests.length === 2);
+    // the sink has both batches before the worker's acknowledgements reach this thread: wait for those too
+    await until(() => sink.requests.length === 2 && processor.stats().exported === 20);
     expect(sink.requests.map((r) => r.length)).toEqual([10, 10]);
     expect(processor.stats()).toMatchObject({ queued: 5 });
     await processor.forceFlush();
