@@ -9,7 +9,6 @@ import { AesGcmSealer } from './adapters/crypto/aes-gcm-sealer';
 import { InProcessEventTransport } from './adapters/events/in-process-event-transport';
 import { MemoryEventOutbox } from './adapters/events/memory-event-outbox';
 import { MemoryLease, MemoryLeaseTable } from './adapters/events/memory-lease';
-import { createNatsEventTransport, NatsEventTransport } from './adapters/events/nats-event-transport';
 import { RedisEventOutbox } from './adapters/events/redis-event-outbox';
 import { RedisLease } from './adapters/events/redis-lease';
 import { MemoryLimiter } from './adapters/limits/memory-limiter';
@@ -95,13 +94,21 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   const embedded = deps.store === undefined && redis === undefined;
 
   // Events: a durable outbox, one relay at a time publishing it in order, and the transport.
-  const transport: EventTransport = config.natsUrl
-    ? await createNatsEventTransport({ url: config.natsUrl, logger, streamMaxAge: config.eventsMaxAge, name: `keyward-${process.pid}` })
-    : new InProcessEventTransport({ logger });
+  // The NATS client is loaded only when configured: its modules alone are ~11 MiB of RSS.
+  let natsConnected: (() => boolean) | undefined;
+  let transport: EventTransport;
+  if (config.natsUrl) {
+    const { createNatsEventTransport } = await import('./adapters/events/nats-event-transport');
+    const nats = await createNatsEventTransport({ url: config.natsUrl, logger, streamMaxAge: config.eventsMaxAge, name: `keyward-${process.pid}` });
+    natsConnected = () => nats.isConnected();
+    transport = nats;
+  } else {
+    transport = new InProcessEventTransport({ logger });
+  }
   const lease = redis ? new RedisLease({ redis }) : undefined;
   const outbox = redis ? new RedisEventOutbox({ redis, lease }) : new MemoryEventOutbox();
   const relay = new EventRelay({ outbox, transport, logger, lease });
-  metrics.observeEvents({ relay, outbox, connected: transport instanceof NatsEventTransport ? () => transport.isConnected() : undefined });
+  metrics.observeEvents({ relay, outbox, connected: natsConnected });
 
   // Audit trail and notification channels.
   const auditLog = redis
