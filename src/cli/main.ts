@@ -237,7 +237,10 @@ export function buildProgram(): Command {
         cost: 0,
       }, new Metadata());
       if (o.json) print(JSON.stringify(ValidateKeyResponse.toJSON(res), null, 2));
-      else print(`${validationCodeToJSON(res.code).replace('VALIDATION_CODE_', '')}${res.reason ? ` (${res.reason})` : ''}${res.keyId ? ` ${res.keyId}` : ''}`);
+      else {
+        const superseded = res.superseded ? `; superseded by ${res.successorKeyId}${res.graceEndTime ? ` until ${res.graceEndTime.toISOString()}` : ''}` : '';
+        print(`${validationCodeToJSON(res.code).replace('VALIDATION_CODE_', '')}${res.reason ? ` (${res.reason})` : ''}${res.keyId ? ` ${res.keyId}` : ''}${superseded}`);
+      }
       if (!res.valid) process.exitCode = 3;
     });
 

@@ -22,6 +22,34 @@ function cli(args: string[], env: Record<string, string> = {}, input?: string) {
   return child;
 }
 
+test('keys rotate prints the successor secret once; validate shows the old key superseded; claim refuses a manual rotation', async () => {
+  const created = JSON.parse((await cli(['keys', 'create', '-s', 'rotshop', '-n', 'rotating', '--json'])).stdout);
+  const oldId: string = created.key.id;
+
+  const rotated = JSON.parse((await cli(['keys', 'rotate', oldId, '--grace', '1h', '--json'])).stdout);
+  expect(rotated.secret).toMatch(/^sk_/);
+  expect(rotated.secret).not.toBe(created.secret);
+  expect(rotated.key.rotatedToKeyId).toBe(rotated.successor.id);
+  expect(rotated.successor.rotatedFromKeyId).toBe(oldId);
+
+  const oldAnswer = (await cli(['validate'], {}, created.secret)).stdout.trim();
+  expect(oldAnswer).toMatch(new RegExp(`^VALID ${oldId}; superseded by ${rotated.successor.id} until \\d{4}-`));
+  expect((await cli(['validate'], {}, rotated.secret)).stdout.trim()).toBe(`VALID ${rotated.successor.id}`);
+
+  // a second rotation of the superseded key is refused, naming the successor
+  const again = await cli(['keys', 'rotate', oldId]).catch((e) => e);
+  expect(again.stderr).toMatch(new RegExp(`FAILED_PRECONDITION.*already rotated; its successor is ${rotated.successor.id}`));
+  // a manual rotation returned its secret at once: nothing is sealed to claim
+  const claim = await cli(['keys', 'claim', rotated.successor.id]).catch((e) => e);
+  expect(claim.stderr).toMatch(/FAILED_PRECONDITION/);
+
+  const human = (await cli(['keys', 'rotate', rotated.successor.id, '--grace', '0s'])).stdout;
+  expect(human).toMatch(/secret\s+sk_/);
+  expect(human).toMatch(new RegExp(`replaces ${rotated.successor.id}, which no longer validates`));
+  const retired = await cli(['validate'], {}, rotated.secret).catch((e) => e);
+  expect(retired.stdout.trim()).toMatch(/^ROTATED/); // not valid: a non-zero exit, the code on stdout
+});
+
 test('keys create | get | list | update | revoke | delete, human and --json', async () => {
   const created = JSON.parse((await cli(['keys', 'create', '-s', 'shop', '-o', 'cust-9', '-n', 'web', '--scope', 'shop:*', '-m', 'tier=gold', '--expires', '30d', '--json'])).stdout);
   expect(created.secret).toMatch(/^sk_/);
