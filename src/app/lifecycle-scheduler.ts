@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Clock } from '../domain/clock';
 import { ConflictError, FailedPreconditionError, FencedError, NotFoundError, StoreUnavailableError } from '../domain/errors';
 import type { EventType } from '../domain/events';
+import { formatUlid } from '../domain/key-id';
 import type { KeyRecord } from '../domain/key-record';
 import type { Policy } from '../domain/policy';
 import { applyStep, dueSteps, nextDueAt, withDueAt, type LifecycleStep } from '../domain/rotation';
@@ -362,24 +363,13 @@ function changeOf(step: Exclude<LifecycleStep, 'auto_rotate'>, next: KeyRecord, 
   }
 }
 
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-
 /**
  * The id of the `index`-th event of a lifecycle step: `evt_` + a ULID whose time is the step's
  * due time and whose random part is a hash of (key, step, due time, type, index). The same step
  * always gets the same ids, so re-emitting it is dropped by the idempotent appends.
  */
 export function stepEventId(keyId: string, step: LifecycleStep, at: number, type: EventType, index: number): string {
-  let time = '';
-  let t = Math.max(0, Math.floor(at));
-  for (let i = 0; i < 10; i++) {
-    time = CROCKFORD[t % 32] + time;
-    t = Math.floor(t / 32);
-  }
-  const h = createHash('sha256').update(`${keyId}|${step}|${at}|${type}|${index}`).digest();
-  let rand = '';
-  for (let i = 0; i < 16; i++) rand += CROCKFORD[h[i] & 31];
-  return `evt_${time}${rand}`;
+  return formatUlid('evt', at, createHash('sha256').update(`${keyId}|${step}|${at}|${type}|${index}`).digest());
 }
 
 /** Effective policies read once per tick: a key's own, else its service's default. */

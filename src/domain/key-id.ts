@@ -30,14 +30,24 @@ export class KeyIdGenerator {
     }
     this.lastTime = nowMs;
     this.lastRandom = random;
-    let time = '';
-    let t = nowMs;
-    for (let i = 0; i < 10; i++) {
-      time = CROCKFORD[t % 32] + time;
-      t = Math.floor(t / 32);
-    }
-    return `${this.prefix}_${time}${random.map((d) => CROCKFORD[d]).join('')}`;
+    return formatUlid(this.prefix, nowMs, random);
   }
+}
+
+/**
+ * `<prefix>_` + a ULID of `timeMs` (10 Crockford digits) and 16 random digits (each 0..31).
+ * Also used for ids that must be reproducible (the scheduler's event ids), with digits from a hash.
+ */
+export function formatUlid(prefix: string, timeMs: number, digits: ArrayLike<number>): string {
+  let time = '';
+  let t = Math.max(0, Math.floor(timeMs));
+  for (let i = 0; i < 10; i++) {
+    time = CROCKFORD[t % 32] + time;
+    t = Math.floor(t / 32);
+  }
+  let rand = '';
+  for (let i = 0; i < 16; i++) rand += CROCKFORD[digits[i] & 31];
+  return `${prefix}_${time}${rand}`;
 }
 
 function increment(digits: number[]): number[] {
