@@ -24,7 +24,7 @@ import { hashKey } from '../domain/key-hash';
 import type { KeyIdGenerator } from '../domain/key-id';
 import { applyChanges, limitsIdOf, revoke, type KeyChanges, type KeyRecord, type KeyState } from '../domain/key-record';
 import type { Fence, KeyStore } from '../ports/key-store';
-import type { SecretSealer } from '../ports/secret-sealer';
+import { SealedSecretError, type SecretSealer } from '../ports/secret-sealer';
 import { checkRotatable, MAX_GRACE_PERIOD_MS, rotateRecord, withDueAt } from '../domain/rotation';
 import { decodePageToken, encodePageToken } from './page-token';
 
@@ -336,10 +336,21 @@ export class KeyAdmin {
       await this.store.takeSealedSecret(successor.id); // destroy what may be left
       throw new FailedPreconditionError(`the grace period of the rotation to ${successor.id} is over; its secret can no longer be claimed`);
     }
-    const sealed = await this.store.takeSealedSecret(successor.id);
-    if (sealed === undefined) throw new FailedPreconditionError(`the secret of key ${successor.id} was already claimed, or was never sealed (a manual rotation returns it at once)`);
-    const secret = this.sealer.open(sealed.sealed, successor.id);
+    const gone = () => new FailedPreconditionError(`the secret of key ${successor.id} was already claimed, or was never sealed (a manual rotation returns it at once)`);
+    // Open and check the sealed copy before destroying it: a claim on a sidecar with another
+    // key-encryption key (mid-rollout) must fail without losing the secret.
+    const sealed = await this.store.readSealedSecret(successor.id);
+    if (sealed === undefined) throw gone();
+    let secret: string;
+    try {
+      secret = this.sealer.open(sealed.sealed, successor.id);
+    } catch (err) {
+      if (err instanceof SealedSecretError) throw new FailedPreconditionError(`the secret of key ${successor.id} cannot be opened here: ${err.message}`);
+      throw err;
+    }
     if (hashKey(secret) !== successor.hash) throw new FailedPreconditionError(`the sealed secret of key ${successor.id} does not match the key`);
+    // Only the claim that removes it gets it: two concurrent claims cannot both succeed.
+    if ((await this.store.takeSealedSecret(successor.id)) === undefined) throw gone();
     await this.onChange({ kind: 'secret_claimed', record: successor, actor: p.actor });
     return { record: successor, secret };
   }

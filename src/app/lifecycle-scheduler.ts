@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '../domain/clock';
-import { ConflictError, FailedPreconditionError, FencedError, NotFoundError, StoreUnavailableError } from '../domain/errors';
+import { ConflictError, FencedError, NotFoundError, StoreUnavailableError } from '../domain/errors';
 import type { EventType } from '../domain/events';
 import { formatUlid } from '../domain/key-id';
 import type { KeyRecord } from '../domain/key-record';
@@ -10,6 +10,7 @@ import type { Logger } from '../logger';
 import type { Fence, KeyStore } from '../ports/key-store';
 import type { Lease } from '../ports/lease';
 import type { PolicyStore } from '../ports/policy-store';
+import { casBackoff } from './cas-retry';
 import { rotationEventsPending, type KeyAdmin, type KeyChange } from './key-admin';
 import type { LifecycleEffects } from './key-change-effects';
 
@@ -100,7 +101,8 @@ export interface LifecycleSchedulerOptions {
 }
 
 const ACTOR = 'keyward';
-const MAX_CAS_ATTEMPTS = 5;
+/** Write conflicts (concurrent admin writes) on one key before it is left for the next tick. */
+const MAX_CONFLICTS_PER_KEY = 5;
 /** Steps done for one key in one visit at most (a key has at most four pending). */
 const MAX_STEPS_PER_KEY = 8;
 
@@ -239,7 +241,8 @@ export class LifecycleScheduler {
         done++;
       } catch (err) {
         if (err instanceof ConflictError || err instanceof StepGone) {
-          if (++conflicts >= MAX_CAS_ATTEMPTS) return -1;
+          if (++conflicts >= MAX_CONFLICTS_PER_KEY) return -1;
+          await casBackoff(conflicts);
           record = await this.opts.store.getById(id);
           continue;
         }
@@ -308,7 +311,9 @@ export class LifecycleScheduler {
   private async defer(record: KeyRecord | undefined, now: number, fence: Fence, err: unknown): Promise<void> {
     this.stats_.deferred++;
     this.opts.logger.warn({ err, keyId: record?.id }, `lifecycle step failed; retrying the key in ${Math.round(this.opts.deferMs / 1000)}s`);
-    if (record === undefined) return;
+    // A record whose rotation events are pending keeps its mark (dueAt === rotatedAt): moving its
+    // due time would drop the events. It stays due and is retried next tick.
+    if (record === undefined || rotationEventsPending(record)) return;
     try {
       await this.opts.store.replace({ ...record, dueAt: now + this.opts.deferMs, version: record.version + 1 }, record.version, { fence });
     } catch (e) {

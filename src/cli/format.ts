@@ -37,3 +37,8 @@ export function formatTable(keys: ApiKey[]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
+
+/** One line (or block) of command output on stdout. */
+export function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}

@@ -17,7 +17,7 @@ import {
 } from '../gen/keyward/v1/key_admin_service.pb';
 import { ValidateKeyResponse, validationCodeToJSON } from '../gen/keyward/v1/key_service.pb';
 import { adminClient, call, CliError, keyClient, resolveToken } from './admin-client';
-import { formatKey, formatTable } from './format';
+import { formatKey, formatTable, print } from './format';
 import { runExport, runImport } from './backup-commands';
 import { addRotationCommands } from './rotation-commands';
 
@@ -50,13 +50,15 @@ function when(value: string): Date {
 function stateOption(value: string): KeyState {
   const s = keyStateFromJSON(`KEY_STATE_${value.toUpperCase()}`);
   if (s === KeyState.UNRECOGNIZED || s === KeyState.KEY_STATE_UNSPECIFIED) {
-    throw new InvalidArgumentError('expected active, disabled or revoked');
+    throw new InvalidArgumentError('expected active, disabled, revoked or rotated');
   }
   return s;
 }
 
-function print(text: string): void {
-  process.stdout.write(`${text}\n`);
+/** A whole-number option; the server checks its range and names the field. */
+function wholeNumber(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number');
+  return Number(value);
 }
 
 export function buildProgram(): Command {
@@ -98,7 +100,7 @@ export function buildProgram(): Command {
     .option('--expires <time>', 'expiry: RFC 3339 time or duration from now (30d)', when)
     .option('--not-before <time>', 'start of validity: RFC 3339 time or duration from now', when)
     .option('--policy <policy-id>', 'the key\'s own policy (default: the service\'s default policy)', '')
-    .option('--credits <n>', 'the key\'s starting credits', (v) => Number.parseInt(v, 10))
+    .option('--credits <n>', 'the key\'s starting credits', wholeNumber)
     .action(async (o, cmd: Command) => {
       const c = connect(cmd);
       const res = await call(c.client.createKey.bind(c.client), {
@@ -132,8 +134,8 @@ export function buildProgram(): Command {
     .description('list a service\'s keys, oldest first')
     .option('-s, --service <service>', 'service (empty: every service, needs the admin scope)', '')
     .option('-o, --owner <owner>', 'only this owner\'s keys', '')
-    .option('--state <state>', 'only keys in this state: active, disabled, revoked', stateOption)
-    .option('--page-size <n>', 'keys per page (1-1000)', (v) => Number.parseInt(v, 10), 100)
+    .option('--state <state>', 'only keys in this state: active, disabled, revoked, rotated', stateOption)
+    .option('--page-size <n>', 'keys per page (1-1000)', wholeNumber, 100)
     .option('--page-token <token>', 'continue after a previous page', '')
     .option('--all', 'follow next_page_token to the end')
     .action(async (o, cmd: Command) => {
@@ -171,7 +173,7 @@ export function buildProgram(): Command {
     .option('--enable', 're-enable a disabled key')
     .option('--disable', 'disable the key')
     .option('--policy <policy-id>', 'give the key its own policy ("" returns it to the service default)')
-    .option('--credits <n>', 'set the remaining credits', (v) => Number.parseInt(v, 10))
+    .option('--credits <n>', 'set the remaining credits', wholeNumber)
     .action(async (keyId: string, o, cmd: Command) => {
       if (o.enable && o.disable) throw new CliError('--enable and --disable exclude each other', 2);
       const mask: string[] = [];

@@ -3,7 +3,8 @@ import type { Metadata } from '@grpc/grpc-js';
 import { parseDuration } from '../config/duration';
 import { ClaimRotatedSecretResponse, RotateKeyResponse, type KeyAdminServiceClient } from '../gen/keyward/v1/key_admin_service.pb';
 import { call } from './admin-client';
-import { formatKey } from './format';
+import { msToDuration } from '../codec/policy-mapping';
+import { formatKey, print } from './format';
 
 /** What a command needs of the connection `keys` sets up (see main.ts). */
 export interface AdminConnection {
@@ -19,10 +20,6 @@ function grace(value: string): number {
   return ms;
 }
 
-function print(text: string): void {
-  process.stdout.write(`${text}\n`);
-}
-
 /** `keyward keys rotate` and `keyward keys claim`. */
 export function addRotationCommands(keys: Command, connect: (cmd: Command) => AdminConnection): void {
   keys
@@ -31,8 +28,7 @@ export function addRotationCommands(keys: Command, connect: (cmd: Command) => Ad
     .option('--grace <duration>', 'how long the old key keeps validating (0s: retire it at once; default: its policy\'s, else the server\'s)', grace)
     .action(async (keyId: string, o: { grace?: number }, cmd: Command) => {
       const c = connect(cmd);
-      const gracePeriod = o.grace === undefined ? undefined : { seconds: Math.floor(o.grace / 1000), nanos: (o.grace % 1000) * 1e6 };
-      const res = await call(c.client.rotateKey.bind(c.client), { keyId, gracePeriod }, c.metadata, c.timeoutMs);
+      const res = await call(c.client.rotateKey.bind(c.client), { keyId, gracePeriod: msToDuration(o.grace) }, c.metadata, c.timeoutMs);
       if (c.json) return print(JSON.stringify(RotateKeyResponse.toJSON(res), null, 2));
       print(formatKey(res.successor!));
       const end = res.key?.graceEndTime;

@@ -119,6 +119,11 @@ export interface KeyStore {
    * sealed, was already taken, or expired. Atomic, so two concurrent claims cannot both get it.
    */
   takeSealedSecret(keyId: string): Promise<SealedSecret | undefined>;
+  /**
+   * Reads the sealed secret of a key without removing it (undefined as for `takeSealedSecret`),
+   * so a claim can check it opens before `takeSealedSecret` destroys it.
+   */
+  readSealedSecret(keyId: string): Promise<SealedSecret | undefined>;
   /** Resolves when the store answers; rejects with `StoreUnavailableError` otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -9,3 +9,11 @@ export interface SecretSealer {
   /** Decrypts; throws `SealedSecretError` when the blob was altered, the context differs or the KEK changed. */
   open(sealed: string, context: string): string;
 }
+
+/** A sealed secret could not be opened (altered, other context, or another key-encryption key). */
+export class SealedSecretError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SealedSecretError';
+  }
+}

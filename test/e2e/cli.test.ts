@@ -95,6 +95,8 @@ test('errors: gRPC status named on stderr, exit code non-zero', async () => {
   expect(badToken.stderr).toMatch(/^keyward: UNAUTHENTICATED: /);
   const bad = await cli(['keys', 'create', '-s', 'Bad Service']).catch((e) => e);
   expect(bad.stderr).toMatch(/INVALID_ARGUMENT: service: must match/);
+  const notANumber = await cli(['keys', 'create', '-s', 'shop', '--credits', '1.5']).catch((e) => e);
+  expect(notANumber.stderr).toMatch(/option '--credits <n>' argument '1.5' is invalid\. expected a whole number/);
   const nothing = await cli(['keys', 'update', 'key_01JD6Z3M8Q4ZC2N1XW7V5TBR9A']).catch((e) => e);
   expect(nothing.code).toBe(2);
   expect(nothing.stderr).toContain('nothing to update');

@@ -141,6 +141,8 @@ test('policy inputs are checked and named', async () => {
   expect(await bad({ rateLimits: [{ name: 'x', limit: 0, period: sec(60), burst: 0 }] })).toEqual(['INVALID_ARGUMENT', expect.stringMatching(/^policy\.rate_limits\[0\]\.limit/)]);
   expect(await bad({ rateLimits: [{ name: 'Bad Name', limit: 1, period: sec(60), burst: 0 }] })).toEqual(['INVALID_ARGUMENT', expect.stringMatching(/^policy\.rate_limits\[0\]\.name/)]);
   expect(await bad({ service: 'Bad' })).toEqual(['INVALID_ARGUMENT', expect.stringMatching(/^policy\.service/)]);
+  const noPolicy = UpdatePolicyRequest.fromPartial({ updateMask: ['name'] });
+  expect(await statusOf(call(a.admin.updatePolicy.bind(a.admin), noPolicy, a.root))).toEqual(['INVALID_ARGUMENT', expect.stringMatching(/^policy: is required/)]);
   const list = await call(a.admin.listPolicies.bind(a.admin), { service: 'inputs', pageSize: 0, pageToken: '' }, a.root);
   expect(list.policies).toHaveLength(0);
 });

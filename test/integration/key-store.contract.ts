@@ -841,6 +841,15 @@ export function describeKeyStoreContract(name: string, makeStore: () => Promise<
         expect(await store.takeSealedSecret(makeRecord().id)).toBeUndefined();
       });
 
+      it('reads the sealed secret without removing it', async () => {
+        const { id, sealed } = await sealedRotation(sut.now() + 3_600_000);
+        expect(await store.readSealedSecret(id)).toStrictEqual(sealed);
+        expect(await store.readSealedSecret(id)).toStrictEqual(sealed);
+        expect(await store.takeSealedSecret(id)).toStrictEqual(sealed);
+        expect(await store.readSealedSecret(id)).toBeUndefined();
+        expect(await store.readSealedSecret(makeRecord().id)).toBeUndefined();
+      });
+
       it('gives it to exactly one of several concurrent takes', async () => {
         const { id, sealed } = await sealedRotation(sut.now() + 3_600_000);
         const takes = await Promise.all(Array.from({ length: 5 }, () => store.takeSealedSecret(id)));

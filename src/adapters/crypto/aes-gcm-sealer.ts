@@ -1,13 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import type { SecretSealer } from '../../ports/secret-sealer';
+import { SealedSecretError, type SecretSealer } from '../../ports/secret-sealer';
 
-/** A sealed secret could not be opened (altered, other context, or another key-encryption key). */
-export class SealedSecretError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'SealedSecretError';
-  }
-}
+export { SealedSecretError };
 
 const VERSION = 'v1';
 const IV_BYTES = 12;

@@ -103,6 +103,12 @@ export class MemoryKeyStore implements KeyStore {
     return out;
   }
 
+  async readSealedSecret(keyId: string): Promise<SealedSecret | undefined> {
+    this.assertOpen();
+    const s = this.sealed.get(keyId);
+    return s !== undefined && this.now() < s.expiresAt ? { ...s } : undefined;
+  }
+
   async takeSealedSecret(keyId: string): Promise<SealedSecret | undefined> {
     this.assertOpen();
     const s = this.sealed.get(keyId);

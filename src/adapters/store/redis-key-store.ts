@@ -363,6 +363,13 @@ export class RedisKeyStore implements KeyStore {
     return this.run('due', () => this.redis.zrangebyscore(this.dueKey(), '-inf', String(now), 'LIMIT', 0, limit));
   }
 
+  async readSealedSecret(keyId: string): Promise<SealedSecret | undefined> {
+    const raw = await this.run('readSealedSecret', () => this.redis.get(this.sealedKey(keyId)));
+    if (raw === null) return undefined;
+    const v = JSON.parse(raw) as StoredSealed;
+    return { sealed: v.s, expiresAt: v.e };
+  }
+
   async takeSealedSecret(keyId: string): Promise<SealedSecret | undefined> {
     // GETDEL: the read and the removal are one command, so two claims cannot both get it; Redis
     // has already dropped it at `expiresAt` (PEXPIREAT).

@@ -111,7 +111,8 @@ export function createKeyAdminService({ admin, policies, audit, authenticator, l
       return { policies: page.views.map((v) => toProtoPolicy(v.policy, v.serviceDefault)), nextPageToken: page.nextPageToken };
     }),
     updatePolicy: handle(async (p, req) => {
-      const fields = policyFieldsFromProto({ ...req.policy!, service: 'unused' });
+      // the service comes from the stored policy; a missing `policy` is INVALID_ARGUMENT from the mapping
+      const fields = policyFieldsFromProto(req.policy && { ...req.policy, service: 'unused' });
       const v = await policies.update(p, req.policy?.id ?? '', fields, req.updateMask ?? [], req.serviceDefault);
       return { policy: toProtoPolicy(v.policy, v.serviceDefault) };
     }),

@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { KeyAdmin } from '../../../src/app/key-admin';
+import { KeyIdGenerator } from '../../../src/domain/key-id';
 import { AesGcmSealer } from '../../../src/adapters/crypto/aes-gcm-sealer';
 import { FailedPreconditionError, InvalidArgumentError } from '../../../src/domain/errors';
 import { hashKey } from '../../../src/domain/key-hash';
@@ -148,6 +151,24 @@ describe('automatic rotation (policy strategy auto) and ClaimRotatedSecret', () 
     expect(again).toBeInstanceOf(FailedPreconditionError);
     expect((again as Error).message).toMatch(/already claimed/);
     expect(await env.auditTypes(successor.id)).toContain('key.secret_claimed');
+  });
+
+  it('a claim on a sidecar with another KEK fails clearly and keeps the sealed copy for a later claim', async () => {
+    const { env, successor } = await autoRotated();
+    const otherKek = new KeyAdmin({ store: env.memoryStore, clock: env.clock, ids: new KeyIdGenerator(), defaultPrefix: 'sk', sealer: new AesGcmSealer(randomBytes(32)) });
+    const err = await caught(otherKek.claimRotatedSecret(root, successor.id));
+    expect(err).toBeInstanceOf(FailedPreconditionError);
+    expect((err as Error).message).toMatch(/cannot be opened here: sealed under another key-encryption key/);
+    const claimed = await env.admin.claimRotatedSecret(root, successor.id);
+    expect(hashKey(claimed.secret)).toBe(successor.hash);
+  });
+
+  it('two concurrent claims: exactly one gets the secret', async () => {
+    const { env, successor } = await autoRotated();
+    const results = await Promise.allSettled([env.admin.claimRotatedSecret(root, successor.id), env.admin.claimRotatedSecret(root, successor.id)]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(refused.reason).toBeInstanceOf(FailedPreconditionError);
   });
 
   it('a claim after the grace period is refused, and the sealed copy is destroyed', async () => {
