@@ -119,9 +119,10 @@ export class KeyValidator {
     );
     if (decision.code !== 'VALID') return this.finish(decision, input, now);
     const record = decision.record!;
+    // no rate limits and no credits (the policy's or the key's own): nothing shared to ask
+    if (this.limiter === undefined || (!policy?.hasLimits && record.credits === undefined)) return this.finish(decision, input, now);
     const rateLimits = policy?.policy.rateLimits ?? [];
     const credits = effectiveCredits(policy?.policy, record.credits);
-    if (this.limiter === undefined || (rateLimits.length === 0 && credits === undefined)) return this.finish(decision, input, now);
     const limiter = this.limiter;
     return withSpan('keyward.limits.check', undefined, (span) => {
       span?.setAttribute('keyward.key.id', record.id);

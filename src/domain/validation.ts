@@ -1,6 +1,6 @@
 import type { KeyRecord } from './key-record';
 import type { CompiledPolicy } from './policy-evaluation';
-import { sharedScopes, type ScopeSet } from './scopes';
+import { sharedScopes, type ScopeSet, type SharedScopes } from './scopes';
 
 /** Validation outcomes; mirror `keyward.v1.ValidationCode`. */
 export type ValidationCode =
@@ -77,12 +77,16 @@ export type CachedKeyRecord = Pick<KeyRecord, (typeof CACHED_RECORD_FIELDS)[numb
  * reads (name, prefix, hash, update time, usage, version, ...) were ~280 B per cached key.
  */
 export function toCachedRecord(record: CachedKeyRecord): CachedKeyRecord {
+  return slimRecord(record, sharedScopes(record.scopes));
+}
+
+function slimRecord(record: CachedKeyRecord, scopes: SharedScopes): CachedKeyRecord {
   const slim: Record<string, unknown> = {};
   for (const field of CACHED_RECORD_FIELDS) {
     const value = record[field];
     if (value !== undefined) slim[field] = value;
   }
-  slim.scopes = sharedScopes(record.scopes).list;
+  slim.scopes = scopes.list;
   slim.service = sharedString(record.service);
   slim.owner = sharedString(record.owner);
   slim.state = sharedString(record.state);
@@ -130,6 +134,12 @@ export interface ValidationEntry {
 
 export function toValidationEntry(record: CachedKeyRecord): ValidationEntry {
   return { record, scopes: sharedScopes(record.scopes).set };
+}
+
+/** What the cache keeps for a record: its slim copy and scope matcher, sharing one scope lookup. */
+export function toCachedEntry(record: CachedKeyRecord): ValidationEntry {
+  const scopes = sharedScopes(record.scopes);
+  return { record: slimRecord(record, scopes), scopes: scopes.set };
 }
 
 const NOT_FOUND: Decision = Object.freeze({ code: 'NOT_FOUND', reason: '' });

@@ -3,7 +3,7 @@ import { LRUCache } from 'lru-cache';
 import type { Clock } from '../../domain/clock';
 import { StoreUnavailableError } from '../../domain/errors';
 import type { KeyRecord } from '../../domain/key-record';
-import { toCachedRecord, toValidationEntry, type ValidationEntry } from '../../domain/validation';
+import { toCachedEntry, type ValidationEntry } from '../../domain/validation';
 import { recordingActiveSpan, tracingEnabled, withSpan } from '../../observability/span-helpers';
 import { MISS, type ValidationSource } from '../../ports/validation-source';
 
@@ -126,7 +126,7 @@ export class ValidationCache implements ValidationSource {
   /** Replaces a key's entry with a record known to be current (e.g. just written by this sidecar). */
   put(record: KeyRecord): void {
     this.inflight.delete(record.hash);
-    this.store(record.hash, toValidationEntry(toCachedRecord(record)), false);
+    this.store(record.hash, toCachedEntry(record), false);
   }
 
   clear(): void {
@@ -138,7 +138,7 @@ export class ValidationCache implements ValidationSource {
   private fetch(hash: string, previous: Item | undefined): Promise<ValidationEntry | undefined> {
     const promise = withSpan('keyward.store.read', undefined, () => this.opts.load(hash)).then(
       (record) => {
-        const entry = record && toValidationEntry(toCachedRecord(record));
+        const entry = record && toCachedEntry(record);
         if (this.inflight.get(hash) === promise) {
           this.inflight.delete(hash);
           this.store(hash, entry, true);
