@@ -235,8 +235,7 @@ export class KeyAdmin {
         record: committed,
         actor: p.actor,
         changedFields,
-      }), async (next, current) => {
-        const { effective, serviceDefault } = await this.policiesFor(next.service, next.policyId);
+      }), (next, current, { effective, serviceDefault }) => {
         if (effective && (changes.scopes || changes.expiresAt !== undefined || changes.policyId !== undefined)) {
           checkKeyCompliance(effective, { scopes: next.scopes, createdAt: next.createdAt, expiresAt: next.expiresAt, credits: next.credits });
         }
@@ -405,18 +404,22 @@ export class KeyAdmin {
     keyId: string,
     change: (r: KeyRecord) => KeyRecord,
     describe: (committed: KeyRecord) => KeyChange,
-    /** Checks the new record against its policy; returns the quota that applies, if any. */
-    check?: (next: KeyRecord, current: KeyRecord) => Promise<number | undefined>,
+    /**
+     * Checks the new record against its policies (read once per attempt, strictly: a named policy
+     * must exist); returns the quota that applies, if any.
+     */
+    check?: (next: KeyRecord, current: KeyRecord, policies: { effective?: Policy; serviceDefault?: Policy }) => number | undefined,
   ): Promise<KeyRecord> {
     for (let attempt = 1; ; attempt++) {
       const current = await this.load(p, keyId, 'write');
       let next = change(current);
       if (next === current) return current; // no-op (e.g. revoking a revoked key)
-      next = withDueAt(next, (await this.policiesFor(next.service, next.policyId, false)).effective);
       if (next.expiresAt !== undefined && current.notBefore !== undefined && next.expiresAt <= current.notBefore) {
         throw new InvalidArgumentError('expire_time', 'must be after the key\'s not_before_time');
       }
-      const maxActiveKeys = check ? await check(next, current) : undefined;
+      const policies = await this.policiesFor(next.service, next.policyId, check !== undefined);
+      next = withDueAt(next, policies.effective);
+      const maxActiveKeys = check ? check(next, current, policies) : undefined;
       try {
         await this.store.replace(next, current.version, { maxActiveKeys });
       } catch (err) {
