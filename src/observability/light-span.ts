@@ -13,7 +13,7 @@ import {
   type SpanStatus,
   type TimeInput,
 } from '@opentelemetry/api';
-import type { InstrumentationScope } from '@opentelemetry/core';
+import { isAttributeValue, isTimeInput, sanitizeAttributes, type InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { IdGenerator, Sampler, TimedEvent } from '@opentelemetry/sdk-trace-base';
 
@@ -45,8 +45,10 @@ export interface LightSpanStarterOptions {
   readonly scope: InstrumentationScope;
 }
 
-/** The SDK's default attribute count limit. */
+/** The SDK's default attribute, event and link count limits. */
 const MAX_ATTRIBUTES = 128;
+const MAX_EVENTS = 128;
+const MAX_LINKS = 128;
 const NO_LINKS: Link[] = [];
 
 function nowEpochMillis(): number {
@@ -58,11 +60,6 @@ function epochMillis(t: TimeInput | undefined): number {
   if (typeof t === 'number') return t < performance.now() ? performance.timeOrigin + t : t; // performance.now() or epoch millis, as the SDK reads them
   if (t instanceof Date) return t.getTime();
   return t[0] * 1e3 + t[1] / 1e6;
-}
-
-function isAttributeValue(v: unknown): v is AttributeValue {
-  const t = typeof v;
-  return t === 'string' || t === 'number' || t === 'boolean' || Array.isArray(v);
 }
 
 export class LightSpan implements Span {
@@ -108,16 +105,16 @@ export class LightSpan implements Span {
   }
 
   addEvent(name: string, attributesOrTime?: Attributes | TimeInput, time?: TimeInput): this {
-    if (this.ended) return this;
-    const isTime = typeof attributesOrTime === 'number' || attributesOrTime instanceof Date || Array.isArray(attributesOrTime);
-    const attributes = isTime ? {} : { ...(attributesOrTime as Attributes | undefined) };
+    if (this.ended || (this.events?.length ?? 0) >= MAX_EVENTS) return this;
+    const isTime = isTimeInput(attributesOrTime);
+    const attributes = isTime ? {} : sanitizeAttributes(attributesOrTime);
     const at = epochMillis(isTime ? (attributesOrTime as TimeInput) : time);
     (this.events ??= []).push({ name, attributes, time: toHrTime(at), droppedAttributesCount: 0 });
     return this;
   }
 
   addLink(link: Link): this {
-    if (!this.ended) (this.links ??= []).push(link);
+    if (!this.ended && (this.links?.length ?? 0) < MAX_LINKS) (this.links ??= []).push(link);
     return this;
   }
 

@@ -86,4 +86,20 @@ describe('LightSpanStarter / LightSpan', () => {
     expect(redis.parentSpanContext?.isRemote).toBeFalsy();
     expect(redis.spanContext().traceId).toBe(light.spanContext().traceId);
   });
+
+  it('keeps only valid attribute values, as the SDK does, and bounds events and links', () => {
+    const { starter, ended } = setup();
+    const span = starter.start('op', {}, ROOT_CONTEXT) as LightSpan;
+    span.setAttribute('ok', ['a', 'b']);
+    span.setAttribute('mixed', ['a', 1] as unknown as string[]);
+    span.setAttribute('objects', [{ a: 1 }] as unknown as string[]);
+    span.addEvent('e', { fine: 1, bad: { nested: true } as unknown as string });
+    for (let i = 0; i < 200; i++) span.addEvent(`e${i}`);
+    for (let i = 0; i < 200; i++) span.addLink({ context: span.spanContext() });
+    span.end();
+    expect(ended[0].keys).toEqual(['ok']);
+    expect(ended[0].events![0].attributes).toEqual({ fine: 1 });
+    expect(ended[0].events).toHaveLength(128);
+    expect(ended[0].links).toHaveLength(128);
+  });
 });
