@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { isValidPrefix } from '../domain/key-format';
 import { parseDuration } from './duration';
 import { NOTIFICATION_ENV_NAMES, NotificationConfigError, parseNotificationSettings, type NotificationSettings } from './notifications-config';
+import { MAX_GRACE_PERIOD_MS } from '../domain/rotation';
 
 /**
  * keyward's one configuration object. Sources, later ones winning: defaults, the file named by
@@ -70,7 +71,6 @@ const retention = (form: string) =>
   duration(form, Number.MAX_SAFE_INTEGER).refine((ms) => ms > 0, { message: 'must be more than 0' });
 
 const KEK_FORM = 'the base64 of 32 random bytes (generate one with: openssl rand -base64 32)';
-const GRACE_MAX_MS = 90 * 86_400_000;
 
 /**
  * The key-encryption key that seals the secrets of automatic rotations. The bytes are kept in a
@@ -172,7 +172,7 @@ const schema = z.object({
     })
     .optional(),
   kekFile: z.string().min(1).optional(),
-  rotationGracePeriod: duration('24h or 30m', GRACE_MAX_MS)
+  rotationGracePeriod: duration('24h or 30m', MAX_GRACE_PERIOD_MS)
     .refine((ms) => ms >= 1_000, { message: 'must be from 1s to 90d' })
     .default(86_400_000),
   schedulerEnabled: flag.default(true),
