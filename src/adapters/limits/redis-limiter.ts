@@ -1,9 +1,9 @@
-import { Command, type Redis } from 'ioredis';
-import type { Socket } from 'node:net';
+import { Command } from 'ioredis';
 import type { CreditRule } from '../../domain/policy';
 import type { LimitCheck, LimitResult, Limiter, RateLimitState } from '../../ports/limiter';
 import { toStoreError, type RedisClient } from '../redis/redis-client';
 import { luaScript, type LuaScript } from '../redis/lua-script';
+import { turnBatcherFor, type TurnBatcher } from '../redis/turn-batcher';
 import {
   checkCreditCount,
   checkCreditRule,
@@ -58,13 +58,10 @@ export interface RedisLimiterOptions {
   expiryMarginMs?: number;
   /**
    * Write the commands of one event-loop turn to Redis in one system call (cork the socket
-   * until the turn ends) rather than one each. Default true; standalone Redis only.
+   * until the turn ends, `TurnBatcher`) rather than one each. Default true; standalone Redis only.
    */
   batchWrites?: boolean;
 }
-
-/** A connection's socket (plain or TLS: both are net.Socket). */
-type NetStream = Socket;
 
 const script = luaScript;
 
@@ -178,9 +175,8 @@ export class RedisLimiter implements Limiter {
   private readonly redis: RedisClient;
   private readonly prefix: string;
   private readonly margin: string;
-  private readonly batchWrites: boolean;
-  /** The socket corked until the end of this event-loop turn, if any (see `corkUntilTurnEnds`). */
-  private corked: NetStream | undefined;
+  /** Undefined when batchWrites is off. */
+  private readonly batcher: TurnBatcher | undefined;
   private closed = false;
 
   constructor(opts: RedisLimiterOptions) {
@@ -199,7 +195,7 @@ export class RedisLimiter implements Limiter {
     this.redis = opts.redis;
     this.prefix = prefix;
     this.margin = String(margin);
-    this.batchWrites = opts.batchWrites ?? true;
+    this.batcher = (opts.batchWrites ?? true) ? turnBatcherFor(opts.redis) : undefined;
   }
 
   /** The two Redis keys of a keyward key (exposed for tests and operations). */
@@ -270,7 +266,7 @@ export class RedisLimiter implements Limiter {
    * object, a rest array and the auto-pipelining test on every call.
    */
   private evalsha(s: LuaScript, args: string[]): Promise<unknown> {
-    this.corkUntilTurnEnds();
+    this.batcher?.corkUntilTurnEnds();
     const sent = this.redis.sendCommand(new Command('evalsha', args, { replyEncoding: null })) as Promise<unknown>;
     return sent.catch((err: unknown) => {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
@@ -279,30 +275,6 @@ export class RedisLimiter implements Limiter {
       return this.redis.sendCommand(new Command('eval', retry, { replyEncoding: null })) as Promise<unknown>;
     });
   }
-
-  /**
-   * Batches the commands of one event-loop turn into one socket write. Each command written on
-   * its own costs a write system call; under load one turn handles many validations (HTTP/2
-   * reads carry many requests), so the first command of a turn corks the socket and the check
-   * phase of the same turn uncorks it, writing them all at once (writev). Anything else written
-   * on this client in that turn (the store shares it) goes out in the same write; nothing waits
-   * longer than the rest of the turn. Standalone Redis only: a cluster writes to one socket per
-   * node.
-   */
-  private corkUntilTurnEnds(): void {
-    if (!this.batchWrites || this.corked !== undefined || this.redis.isCluster) return;
-    const stream = (this.redis as Redis).stream as NetStream | undefined;
-    if (stream === undefined || this.redis.status !== 'ready' || !stream.writable) return;
-    stream.cork();
-    this.corked = stream;
-    setImmediate(this.uncork);
-  }
-
-  private readonly uncork = (): void => {
-    const stream = this.corked;
-    this.corked = undefined;
-    stream?.uncork();
-  };
 
   private async run<T>(op: string, fn: () => Promise<T>): Promise<T> {
     try {
