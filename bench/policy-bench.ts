@@ -1,4 +1,3 @@
-import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import type { Policy } from '../src/gen/keyward/v1/policy.pb';
 import type { ValidateKeyRequest } from '../src/gen/keyward/v1/key_service.pb';
@@ -6,6 +5,7 @@ import { createKey, expectValid, validationRequest, type BenchContext } from './
 import { adminPb, keyServicePb } from './dist-modules';
 import { grpcFrame, writeFrameFile } from './grpc-frame';
 import { interleaved } from './interleaved';
+import { redisCommandCalls } from './redis-commandstats';
 import { int, ratio, THROUGHPUT_HEADER, throughputRow } from './report-format';
 import type { ThroughputRun } from './results';
 import { defineScenario, targetList } from './scenario';
@@ -81,10 +81,10 @@ export async function benchPolicies(ctx: BenchContext): Promise<PolicyResults> {
         dataFile: rlFile,
         expectedResponseBytes: rl.frameBytes,
         before: async () => {
-          scriptsBefore = await scriptCalls(ctx.redisUrl);
+          scriptsBefore = await redisCommandCalls(ctx.redisUrl, ['evalsha', 'eval']);
         },
         after: async (run) => {
-          const scripts = (await scriptCalls(ctx.redisUrl)) - scriptsBefore;
+          const scripts = (await redisCommandCalls(ctx.redisUrl, ['evalsha', 'eval'])) - scriptsBefore;
           scriptsPerRun.set(run.h2.reqPerSec, scripts / run.h2.succeeded);
           // warm-up requests run scripts too, so at least one per measured request
           if (scripts < run.h2.succeeded) throw new Error(`Redis ran ${scripts} scripts for ${run.h2.succeeded} rate-limited requests: the limiter was not called`);
@@ -120,30 +120,6 @@ function frameFile(ctx: BenchContext, name: string, req: ValidateKeyRequest): st
   const file = join(ctx.outDir, name);
   writeFrameFile(file, grpcFrame(keyServicePb.ValidateKeyRequest.encode(req).finish()));
   return file;
-}
-
-/** EVALSHA + EVAL calls Redis has run since start (INFO commandstats), over a raw connection. */
-function scriptCalls(redisUrl: string): Promise<number> {
-  const { hostname, port } = new URL(redisUrl);
-  return new Promise((resolve, reject) => {
-    const socket = createConnection({ host: hostname, port: Number(port) });
-    let reply = '';
-    socket.setTimeout(5_000, () => {
-      socket.destroy();
-      reject(new Error('INFO commandstats timed out'));
-    });
-    socket.on('error', reject);
-    socket.on('connect', () => socket.write('INFO commandstats\r\n'));
-    socket.on('data', (d) => {
-      reply += d.toString();
-      const m = /^\$(\d+)\r\n/.exec(reply);
-      if (!m || Buffer.byteLength(reply) < m[0].length + Number(m[1])) return;
-      socket.destroy();
-      let calls = 0;
-      for (const c of reply.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(c[1]);
-      resolve(calls);
-    });
-  });
 }
 
 export const policyScenario = defineScenario<PolicyResults>({

@@ -6,6 +6,7 @@ import { writeFrameFile, grpcFrame } from './grpc-frame';
 import { readRequestLog } from './h2load';
 import { rssMiB, sleep } from './processes';
 import { interleaved } from './interleaved';
+import { redisCommandCalls } from './redis-commandstats';
 import { f2, flag, int, MB, ratio, THROUGHPUT_HEADER, throughputRow } from './report-format';
 import type { LatencyRun, ThroughputRun } from './results';
 import { defineScenario, targetList } from './scenario';
@@ -27,6 +28,8 @@ export interface UnaryResults {
   floor: ThroughputRun;
   cached: ThroughputRun;
   cacheOff: ThroughputRun;
+  /** HGETALL calls Redis ran per measured request of the best cache-off run (warm-up included: at least 1). */
+  cacheOffReadsPerRequest: number;
   /** The floor and keyward at the same rate: half of keyward's best cached rate. */
   floorLatency: LatencyRun;
   latency: LatencyRun;
@@ -56,6 +59,8 @@ export async function benchUnary(ctx: BenchContext): Promise<UnaryResults> {
     const cachedAnswer = await expectValid(cached, cachedReq);
     const cacheOffAnswer = await expectValid(cacheOff, cacheOffReq);
 
+    let readsBefore = 0;
+    const readsPerRun = new Map<number, number>();
     const runs = await interleaved(ctx, 'unary', [
       { key: 'floor', name: 'unary floor (bare grpc-js)', serverPid: floor.pid, url: url(floor), dataFile: cachedFile, expectedResponseBytes: FLOOR_ANSWER_BYTES },
       { key: 'cached', name: 'keyward ValidateKey, cache hits', serverPid: cached.pid, url: url(cached), dataFile: cachedFile, expectedResponseBytes: cachedAnswer.frameBytes },
@@ -67,6 +72,15 @@ export async function benchUnary(ctx: BenchContext): Promise<UnaryResults> {
         url: url(cacheOff),
         dataFile: cacheOffFile,
         expectedResponseBytes: cacheOffAnswer.frameBytes,
+        before: async () => {
+          readsBefore = await redisCommandCalls(ctx.redisUrl, ['hgetall']);
+        },
+        after: async (run) => {
+          const reads = (await redisCommandCalls(ctx.redisUrl, ['hgetall'])) - readsBefore;
+          readsPerRun.set(run.h2.reqPerSec, reads / run.h2.succeeded);
+          // warm-up requests read too, so at least one read per measured request
+          if (reads < run.h2.succeeded) throw new Error(`Redis ran ${reads} HGETALLs for ${run.h2.succeeded} cache-off validations: not a read per call`);
+        },
       },
     ]);
     // still valid after the load (nothing was revoked or evicted into an error)
@@ -84,7 +98,8 @@ export async function benchUnary(ctx: BenchContext): Promise<UnaryResults> {
       latency.push(l);
       ctx.log(`  p50 ${l.p50Ms.toFixed(3)} ms, p99 ${l.p99Ms.toFixed(3)} ms, p99.9 ${l.p999Ms.toFixed(3)} ms at ${l.achievedRps.toFixed(0)} req/s`);
     }
-    return { floor: runs.floor, cached: runs.cached, cacheOff: runs.cacheOff, floorLatency: latency[0], latency: latency[1], idleEmbeddedMiB };
+    const cacheOffReadsPerRequest = readsPerRun.get(runs.cacheOff.reqPerSec) ?? NaN;
+    return { floor: runs.floor, cached: runs.cached, cacheOff: runs.cacheOff, cacheOffReadsPerRequest, floorLatency: latency[0], latency: latency[1], idleEmbeddedMiB };
   } finally {
     await Promise.all(servers.map((x) => x.stop()));
   }
@@ -187,6 +202,7 @@ export const unaryScenario = defineScenario<UnaryResults>({
       `Answers were checked: one grpc-js call before and after the load must answer \`VALIDATION_CODE_VALID\`; every h2load response was 2xx ` +
         `(${int(u.cached.status2xx)} for the best cached run, ${u.cached.failed} failed) and carried ${u.cached.dataBytesPerRequest.toFixed(1)} body bytes on average ` +
         `where a real VALID answer is ${u.cached.expectedResponseBytes} (a gRPC error would carry none). ` +
+        `With the cache off Redis ran ${u.cacheOffReadsPerRequest.toFixed(2)} HGETALLs per measured request in the best run (INFO commandstats; warm-up included: at least 1), so every validation read Redis. ` +
         `RSS of the cached (embedded store) keyward 1 s after start: ${(u.idleEmbeddedMiB / MB).toFixed(1)} MB (${u.idleEmbeddedMiB.toFixed(1)} MiB).`,
     );
     L.push('');
