@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import Redis from 'ioredis';
 import {
   createRedisClient,
@@ -7,6 +8,7 @@ import {
   type RedisClientOptions,
 } from '../../src/adapters/store/redis-key-store';
 import { RedisLease } from '../../src/adapters/events/redis-lease';
+import { RedisLimiter } from '../../src/adapters/limits/redis-limiter';
 import { AlreadyExistsError, StoreUnavailableError } from '../../src/domain/errors';
 import type { KeyStore } from '../../src/ports/key-store';
 import { startRedis, type RedisServerHandle } from '../support/redis-server';
@@ -294,6 +296,38 @@ describe('RedisKeyStore on Redis', () => {
     expect(await names(() => store.takeSealedSecret(successor.id))).toEqual(['getdel']);
     expect(await names(() => store.delete(b.id))).toEqual(['evalsha']);
     sent.mockRestore();
+  });
+
+  it('writes the reads of one event-loop turn in one socket write, shared with the limiter on the same client', async () => {
+    const redis = createRedisClient(server.url);
+    await waitUntilReady(redis);
+    const store = new RedisKeyStore({ redis });
+    stores.push(store);
+    const limiter = new RedisLimiter({ redis, batchWrites: true });
+    const records = [makeRecord(), makeRecord(), makeRecord()];
+    for (const r of records) await store.create(r);
+    const rule = { name: 'rps', limit: 10, periodMs: 1000, burst: 10 };
+    await limiter.check({ keyId: records[0].id, cost: 1, rateLimits: [rule], now: 1_000 }); // script loaded
+    const socket = redis.stream as Socket;
+    const write = jest.spyOn(socket, '_write');
+    const writev = jest.spyOn(socket, '_writev');
+    const reads = [...records, ...records].map((r) => store.getByHash(r.hash));
+    const check = limiter.check({ keyId: records[1].id, cost: 1, rateLimits: [rule], now: 1_001 });
+    const missing = store.getByHash(makeRecord().hash);
+    const found = await Promise.all(reads);
+    expect(found.map((r) => r?.id)).toEqual([...records, ...records].map((r) => r.id));
+    expect(await missing).toBeUndefined();
+    expect((await check).allowed).toBe(true);
+    expect(write).not.toHaveBeenCalled();
+    expect(writev).toHaveBeenCalledTimes(1);
+    expect(writev.mock.calls[0][0]).toHaveLength(8);
+    // the next turn corks again: a lone read is one write of its own
+    write.mockClear();
+    writev.mockClear();
+    expect((await store.getByHash(records[2].hash))?.id).toBe(records[2].id);
+    expect(write.mock.calls.length + writev.mock.calls.length).toBe(1);
+    write.mockRestore();
+    writev.mockRestore();
   });
 
   it('reports a refused command as a plain error, not as an outage', async () => {
