@@ -6,7 +6,7 @@ import { adminPb, keyServicePb } from './dist-modules';
 import { grpcFrame, writeFrameFile } from './grpc-frame';
 import { interleaved } from './interleaved';
 import { scrapeCounter } from './metrics-scrape';
-import { int, ratio, THROUGHPUT_HEADER, throughputRow } from './report-format';
+import { THROUGHPUT_HEADER, int, pairedRatio, ratio, throughputRow } from './report-format';
 import type { ThroughputRun } from './results';
 import { defineScenario, targetList } from './scenario';
 import { startKeyward, unary, type KeywardProcess } from './server-processes';
@@ -132,7 +132,7 @@ export const eventsOverheadScenario = defineScenario<EventsOverheadResults>({
   run: benchEventsOverhead,
   targets(r) {
     const t = targetList();
-    const v = r.nats.reqPerSec / r.embedded.reqPerSec;
+    const v = pairedRatio(r.nats, r.embedded);
     t.add('events-nats-overhead', 'cached ValidateKey with NATS connected vs without (in-process events)', '≥ 0.95×', ratio(v), v >= 0.95);
     return t.list;
   },

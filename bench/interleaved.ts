@@ -4,9 +4,10 @@ import { measure, undisturbed, type MeasuredRun } from './throughput';
 
 /**
  * Throughput of several servers under the same h2load load, measured `reps` times interleaved
- * (A B C, then C B A, ... so slow drift of the machine weighs on all alike); the best run of
- * each counts. This is how every ratio of the bench is measured: numerator and reference in the
- * same run, side by side.
+ * (A B C, then C B A, ... so slow drift of the machine weighs on all alike). Ratios are the
+ * median of per-rep ratios (`pairedRatio`); the best run of each is reported beside them. This
+ * is how every ratio of the bench is measured: numerator and reference in the same run, side by
+ * side.
  */
 export interface Contender {
   /** Key in the returned record. */

@@ -6,7 +6,7 @@ import { adminPb, keyServicePb } from './dist-modules';
 import { grpcFrame, writeFrameFile } from './grpc-frame';
 import { interleaved } from './interleaved';
 import { redisCommandCalls } from './redis-commandstats';
-import { int, ratio, THROUGHPUT_HEADER, throughputRow } from './report-format';
+import { THROUGHPUT_HEADER, int, pairedRatio, ratio, throughputRow } from './report-format';
 import type { ThroughputRun } from './results';
 import { defineScenario, targetList } from './scenario';
 import { startFloor, startKeyward, unary, type KeywardProcess, type ServerProcess } from './server-processes';
@@ -128,9 +128,9 @@ export const policyScenario = defineScenario<PolicyResults>({
   run: benchPolicies,
   targets(r) {
     const t = targetList();
-    const rl = r.rateLimit.reqPerSec / r.floor.reqPerSec;
+    const rl = pairedRatio(r.rateLimit, r.floor);
     t.add('policy-rate-limit', 'ValidateKey, policy with one Redis-backed rate limit, vs unary floor', '≥ 0.5×', ratio(rl), rl >= 0.5);
-    const local = r.localRules.reqPerSec / r.floor.reqPerSec;
+    const local = pairedRatio(r.localRules, r.floor);
     t.add('policy-local-rules', 'ValidateKey, policy with local rules only (scopes, CIDR, time window), vs unary floor', '≥ 0.8×', ratio(local), local >= 0.8);
     return t.list;
   },

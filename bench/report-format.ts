@@ -11,23 +11,37 @@ export const ratio = (n: number): string => `${n.toFixed(2)}×`;
 /** Marks a figure whose least disturbed attempt was still disturbed by other processes. */
 export const flag = (disturbed: boolean): string => (disturbed ? ' (disturbed †)' : '');
 
+/**
+ * The ratio of a measurement to its reference, as the bench reports and judges it: the median,
+ * over the reps, of the two figures of one rep (`allRuns` are in rep order, and the runs of a rep
+ * are back to back). This VM's throughput moves by 10-30% from one run to the next, for the floor
+ * as for keyward; within a rep both sides see nearly the same machine, and the median ignores a
+ * rep in which one side had a bad (or lucky) run, which best-of-each would pair with any other.
+ */
+export function pairedRatio(run: { allRuns: readonly number[] }, reference: { allRuns: readonly number[] }): number {
+  const n = Math.min(run.allRuns.length, reference.allRuns.length);
+  if (n === 0) return NaN;
+  const r = Array.from({ length: n }, (_, i) => run.allRuns[i] / reference.allRuns[i]).sort((a, b) => a - b);
+  return n % 2 === 1 ? r[(n - 1) / 2] : (r[n / 2 - 1] + r[n / 2]) / 2;
+}
+
 export function fmtKeys(n: number): string {
   return n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${n / 1000}k` : String(n);
 }
 
 export const THROUGHPUT_HEADER = [
-  '| measurement | best | vs reference | all runs | mean latency | server cores | h2load cores | other cores |',
+  '| measurement | best | vs reference (median of per-rep ratios) | all runs (in rep order) | mean latency | server cores | h2load cores | other cores |',
   '| --- | --- | --- | --- | --- | --- | --- | --- |',
 ];
 
 /** A row of THROUGHPUT_HEADER; `reference` is what the ratio is to (the floor, tracing off, ...). */
 export function throughputRow(run: ThroughputRun, reference: ThroughputRun | undefined): string {
-  const vs = reference ? ratio(run.reqPerSec / reference.reqPerSec) : '—';
+  const vs = reference ? ratio(pairedRatio(run, reference)) : '—';
   const cores = `${f2(run.serverCores)}${run.helperCores !== undefined ? ` (+ ${run.helperName ?? 'helper'} ${f2(run.helperCores)})` : ''}`;
   return `| ${run.name}${flag(run.disturbed)} | ${int(run.reqPerSec)} req/s | ${vs} | ${run.allRuns.map(int).join(', ')} | ${run.meanMs.toFixed(2)} ms | ${cores} | ${f2(run.h2loadCores)} | ${f2(run.otherCores)} |`;
 }
 
 export function streamRow(run: StreamRun, floor: StreamRun | undefined): string {
-  const vs = floor ? ratio(run.messagesPerSec / floor.messagesPerSec) : '—';
+  const vs = floor ? ratio(pairedRatio(run, floor)) : '—';
   return `| ${run.name}${flag(run.disturbed)} | ${int(run.messagesPerSec)} msg/s | ${vs} | ${run.allRuns.map(int).join(', ')} | ${f2(run.serverCores)} | ${f2(run.loadGenCores)} | ${f2(run.otherCores)} |`;
 }

@@ -6,7 +6,7 @@ import type { ProfileSummary } from './profile-summary';
 export interface BenchSettings {
   durationS: number;
   warmupS: number;
-  /** Each throughput measurement is repeated this many times, interleaved with its floor; the best run counts. */
+  /** Each throughput measurement is repeated this many times, interleaved with its floor; ratios are the median of per-rep ratios. */
   reps: number;
   h2loadClients: number;
   h2loadStreams: number;

@@ -4,7 +4,7 @@ import { keyServicePb } from './dist-modules';
 import { createKey, expectValid, STREAM_PATH, validationRequest, type BenchContext } from './context';
 import { grpcFrames, writeFrameFile } from './grpc-frame';
 import { SystemCpuMeter, waitForQuiet } from './machine';
-import { ratio, streamRow } from './report-format';
+import { pairedRatio, ratio, streamRow } from './report-format';
 import type { StreamRun } from './results';
 import { defineScenario, targetList } from './scenario';
 import { startFloor, startKeyward, type ServerProcess } from './server-processes';
@@ -18,7 +18,8 @@ import { measure, undisturbed } from './throughput';
  *   h2load: each HTTP/2 stream carries `h2loadStreamMessages` framed requests in its body and
  *           gets as many answers back, under the same h2load concurrency as the unary runs
  *           (a C load generator, so the server is what saturates).
- * Both report answered messages per second; best of `reps` interleaved runs.
+ * Both report answered messages per second over `reps` interleaved reps; the ratio is the median
+ * of the reps' ratios (`pairedRatio`).
  */
 export interface StreamResults {
   node: { floor: StreamRun; keyward: StreamRun };
@@ -155,7 +156,7 @@ export const streamScenario = defineScenario<StreamResults>({
   run: benchStream,
   targets(r, s) {
     const t = targetList();
-    const node = r.node.keyward.messagesPerSec / r.node.floor.messagesPerSec;
+    const node = pairedRatio(r.node.keyward, r.node.floor);
     t.add(
       'stream-node',
       `ValidateKeyStream vs streaming floor (${s.streamClients} Node client process${s.streamClients > 1 ? 'es' : ''})`,
@@ -163,7 +164,7 @@ export const streamScenario = defineScenario<StreamResults>({
       ratio(node),
       node >= 0.8,
     );
-    const h2 = r.h2load.keyward.messagesPerSec / r.h2load.floor.messagesPerSec;
+    const h2 = pairedRatio(r.h2load.keyward, r.h2load.floor);
     t.add('stream-h2load', 'ValidateKeyStream vs streaming floor (h2load driver)', '≥ 0.8×', ratio(h2), h2 >= 0.8);
     return t.list;
   },

@@ -5,7 +5,7 @@ import { grpcFrame, writeFrameFile } from './grpc-frame';
 import { interleaved } from './interleaved';
 import { scrapeCounter } from './metrics-scrape';
 import { sleep } from './processes';
-import { f2, int, ratio, THROUGHPUT_HEADER, throughputRow } from './report-format';
+import { THROUGHPUT_HEADER, f2, int, pairedRatio, ratio, throughputRow } from './report-format';
 import type { ThroughputRun } from './results';
 import { defineScenario, targetList } from './scenario';
 import { startKeyward, startOtlpSink, type KeywardProcess, type OtlpSink, type ServerProcess } from './server-processes';
@@ -116,9 +116,9 @@ export const tracingScenario = defineScenario<TracingResults>({
   run: benchTracing,
   targets(r) {
     const t = targetList();
-    const one = r.ratio1.reqPerSec / r.off.reqPerSec;
+    const one = pairedRatio(r.ratio1, r.off);
     t.add('tracing-1.0', 'cached ValidateKey, tracing on (ratio 1.0) vs tracing off', '≥ 0.85×', ratio(one), one >= 0.85);
-    const zero = r.ratio0.reqPerSec / r.off.reqPerSec;
+    const zero = pairedRatio(r.ratio0, r.off);
     t.add('tracing-0', 'cached ValidateKey, tracing configured with ratio 0 vs tracing off', '≥ 0.97×', ratio(zero), zero >= 0.97);
     return t.list;
   },

@@ -7,7 +7,7 @@ import { readRequestLog } from './h2load';
 import { rssMiB, sleep } from './processes';
 import { interleaved } from './interleaved';
 import { redisCommandCalls } from './redis-commandstats';
-import { f2, flag, int, MB, ratio, THROUGHPUT_HEADER, throughputRow } from './report-format';
+import { MB, THROUGHPUT_HEADER, f2, flag, int, pairedRatio, ratio, throughputRow } from './report-format';
 import type { LatencyRun, ThroughputRun } from './results';
 import { defineScenario, targetList } from './scenario';
 import { startFloor, startKeyward, type KeywardProcess, type ServerProcess } from './server-processes';
@@ -22,7 +22,8 @@ import { DISTURBED_CORES, measure, undisturbed, type MeasuredRun } from './throu
  *   (c) keyward, cache off (KEYWARD_CACHE_MAX_ENTRIES=0) on Redis: one HGETALL per call;
  *   (e) keyward, cache hits, at half of (b)'s best rate: latency percentiles from h2load's
  *       per-request log; the floor at the same rate, for reference.
- * (a), (b) and (c) are repeated `reps` times, interleaved; the best run of each counts.
+ * (a), (b) and (c) are repeated `reps` times, interleaved; ratios are the median of the reps'
+ * ratios (`pairedRatio`).
  */
 export interface UnaryResults {
   floor: ThroughputRun;
@@ -177,10 +178,10 @@ export const unaryScenario = defineScenario<UnaryResults>({
   run: benchUnary,
   targets(u) {
     const t = targetList();
-    const cached = u.cached.reqPerSec / u.floor.reqPerSec;
+    const cached = pairedRatio(u.cached, u.floor);
     t.add('cached-throughput', 'cached ValidateKey throughput vs unary floor', '≥ 0.85×', ratio(cached), cached >= 0.85);
     t.add('latency-p99', 'p99 latency of cached ValidateKey at half load', '≤ 2 ms', `${u.latency.p99Ms.toFixed(3)} ms`, u.latency.p99Ms <= 2);
-    const off = u.cacheOff.reqPerSec / u.floor.reqPerSec;
+    const off = pairedRatio(u.cacheOff, u.floor);
     t.add('cache-off-throughput', 'cache-off ValidateKey (Redis read per call) vs unary floor', '≥ 0.5×', ratio(off), off >= 0.5);
     return t.list;
   },
