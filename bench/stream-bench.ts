@@ -175,7 +175,7 @@ export const streamScenario = defineScenario<StreamResults>({
       `Node driver: ${s.streamClients} grpc-js client process${s.streamClients > 1 ? 'es' : ''}, one stream each, ${s.streamWindow} requests in flight per stream; ` +
         `h2load driver: ${s.h2loadStreamMessages} requests per HTTP/2 stream body.`,
       '',
-      '| measurement | best | vs floor | all runs | server cores | load generator cores | other cores |',
+      '| measurement | best | vs floor (median of per-rep ratios) | all runs (in rep order) | server cores | load generator cores | other cores |',
       '| --- | --- | --- | --- | --- | --- | --- |',
       streamRow(r.node.floor, undefined),
       streamRow(r.node.keyward, r.node.floor),
