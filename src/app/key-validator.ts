@@ -3,7 +3,7 @@ import type { Clock } from '../domain/clock';
 import { checkClientIp, checkCost, checkScopes, checkService } from '../domain/input-rules';
 import { MAX_KEY_LENGTH, parseKey } from '../domain/key-format';
 import { hashKey } from '../domain/key-hash';
-import { effectiveCredits } from '../domain/policy-evaluation';
+import { limitsFor } from '../domain/policy-evaluation';
 import { decide, type Decision, type ValidationEntry } from '../domain/validation';
 import { withSpan } from '../observability/span-helpers';
 import type { Limiter } from '../ports/limiter';
@@ -121,12 +121,11 @@ export class KeyValidator {
     const record = decision.record!;
     // no rate limits and no credits (the policy's or the key's own): nothing shared to ask
     if (this.limiter === undefined || (!policy?.hasLimits && record.credits === undefined)) return this.finish(decision, input, now);
-    const rateLimits = policy?.policy.rateLimits ?? [];
-    const credits = effectiveCredits(policy?.policy, record.credits);
+    const rules = limitsFor(policy, record.credits);
     const limiter = this.limiter;
     return withSpan('keyward.limits.check', undefined, (span) => {
       span?.setAttribute('keyward.key.id', record.id);
-      return limiter.check({ keyId: limitsIdOf(record), cost: input.cost, rateLimits, credits, now });
+      return limiter.check({ keyId: limitsIdOf(record), cost: input.cost, limits: rules, now });
     }).then((r) => {
       const limits = { creditsRemaining: r.creditsRemaining, rateLimits: r.rateLimits };
       if (r.allowed) return this.finish({ ...decision, limits }, input, now);

@@ -1,4 +1,5 @@
 import { CidrSet } from './cidr';
+import { compileCredits, compileLimits, NO_LIMITS, type CompiledLimits } from './limit-rules';
 import type { CreditRule, Policy } from './policy';
 import { ScopeSet } from './scopes';
 import { TimeWindowSet } from './time-windows';
@@ -17,6 +18,8 @@ export interface CompiledPolicy {
   readonly windows?: TimeWindowSet;
   /** Rate limits or credits apply: the limiter must be asked. */
   readonly hasLimits: boolean;
+  /** The rate limits and credit rule, compiled for the limiter. */
+  readonly limits: CompiledLimits;
   /** Set for a `notify` rotation policy: keys not rotated expire this long after creation. */
   readonly maxAgeExpiryMs?: number;
 }
@@ -28,6 +31,7 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
     cidrs: policy.allowedCidrs.length > 0 ? new CidrSet(policy.allowedCidrs) : undefined,
     windows: policy.timeWindows.length > 0 ? new TimeWindowSet(policy.timeZone, policy.timeWindows) : undefined,
     hasLimits: policy.rateLimits.length > 0 || policy.credits !== undefined,
+    limits: compileLimits(policy.rateLimits, policy.credits),
     maxAgeExpiryMs: policy.rotation?.strategy === 'notify' ? policy.maxAgeMs : undefined,
   };
 }
@@ -37,4 +41,14 @@ export function effectiveCredits(policy: Policy | undefined, keyCredits: number 
   if (keyCredits === undefined) return policy?.credits;
   if (policy?.credits === undefined) return { initial: keyCredits };
   return { ...policy.credits, initial: Math.min(keyCredits, policy.credits.initial) };
+}
+
+/**
+ * What the limiter checks for a key: its policy's compiled limits, as they are unless the key
+ * has starting credits of its own (then only the credit rule is compiled again).
+ */
+export function limitsFor(policy: CompiledPolicy | undefined | null, keyCredits: number | undefined): CompiledLimits {
+  const limits = policy?.limits ?? NO_LIMITS;
+  if (keyCredits === undefined) return limits;
+  return { rates: limits.rates, credits: compileCredits(effectiveCredits(policy?.policy, keyCredits)!) };
 }

@@ -1,13 +1,13 @@
-import type { CreditRule, RateLimitRule } from '../domain/policy';
+import type { CompiledLimits } from '../domain/limit-rules';
+import type { CreditRule } from '../domain/policy';
 
 /** One request against a key's shared limits. */
 export interface LimitCheck {
   readonly keyId: string;
   /** Units this request consumes from every rate limit and from the credits (≥ 1). */
   readonly cost: number;
-  readonly rateLimits: readonly RateLimitRule[];
-  /** The key's credit rule, if it has one. */
-  readonly credits?: CreditRule;
+  /** The key's rate limits and credit rule, compiled once per policy version (compileLimits). */
+  readonly limits: CompiledLimits;
   /** Milliseconds since the epoch (the caller's clock; fake in tests). */
   readonly now: number;
 }

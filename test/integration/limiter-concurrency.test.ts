@@ -17,14 +17,14 @@ import { startRedis, type RedisServerHandle } from '../support/redis-server';
  */
 
 const ROOT = resolve(__dirname, '../..');
-const ENTRY = 'src/adapters/limits/redis-limiter.ts';
+const ENTRIES = ['src/adapters/limits/redis-limiter.ts', 'src/domain/limit-rules.ts'];
 const CHILDREN = 2;
 const T0 = Date.UTC(2025, 6, 14, 10, 30);
 
 let server: RedisServerHandle;
 let buildDir: string;
 
-/** Transpiles ENTRY and every module it requires (relative imports) into `out`, keeping paths. */
+/** Transpiles ENTRIES and every module they require (relative imports) into `out`, keeping paths. */
 async function transpileTree(out: string): Promise<void> {
   const seen = new Set<string>();
   const visit = async (file: string): Promise<void> => {
@@ -42,13 +42,14 @@ async function transpileTree(out: string): Promise<void> {
       await visit(resolve(dirname(file), `${spec}.ts`));
     }
   };
-  await visit(join(ROOT, ENTRY));
+  for (const entry of ENTRIES) await visit(join(ROOT, entry));
 }
 
 /** What a child runs: connect, say "ready", wait for "go", run every phase's checks at once. */
 const CHILD = `
 const { RedisLimiter } = require(process.env.BUILD + '/src/adapters/limits/redis-limiter.js');
 const { createRedisClient, waitUntilReady } = require(process.env.BUILD + '/src/adapters/redis/redis-client.js');
+const { compileLimits } = require(process.env.BUILD + '/src/domain/limit-rules.js');
 const cfg = JSON.parse(require('node:fs').readFileSync(process.env.CFG, 'utf8'));
 function prng(seed) {
   return () => {
@@ -66,11 +67,12 @@ function prng(seed) {
   await new Promise((resolve) => process.stdin.once('data', resolve));
   const out = await Promise.all(cfg.phases.map(async (p, k) => {
     const rnd = prng(cfg.seed * 1000 + k);
+    const limits = compileLimits(p.rateLimits, p.credits); // once per phase, as once per policy version
     const checks = [];
     for (let i = 0; i < p.count; i++) {
       const cost = p.maxCost ? 1 + Math.floor(rnd() * p.maxCost) : 1;
       const now = p.spreadMs ? p.now + Math.floor(rnd() * p.spreadMs) : p.now;
-      checks.push({ keyId: p.keyId, cost, rateLimits: p.rateLimits, credits: p.credits, now });
+      checks.push({ keyId: p.keyId, cost, limits, now });
     }
     const results = await Promise.all(checks.map((c) => limiter.check(c)));
     return results.map((r, i) => [r.allowed ? 1 : 0, checks[i].cost, r.creditsRemaining === undefined ? null : r.creditsRemaining]);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { compileLimits } from '../../src/domain/limit-rules';
 import type { CreditRule, RateLimitRule } from '../../src/domain/policy';
 import type { LimitCheck, LimitResult, Limiter } from '../../src/ports/limiter';
 
@@ -12,6 +13,20 @@ import type { LimitCheck, LimitResult, Limiter } from '../../src/ports/limiter';
 export interface LimiterUnderTest {
   limiter: Limiter;
   cleanup(): Promise<void>;
+}
+
+/** A check with its rules as a policy holds them. */
+export interface RawCheck {
+  readonly keyId: string;
+  readonly cost: number;
+  readonly rateLimits: readonly RateLimitRule[];
+  readonly credits?: CreditRule;
+  readonly now: number;
+}
+
+/** The check a validator sends: the rules compiled (as compilePolicy does once per version). */
+export function toCheck(c: RawCheck): LimitCheck {
+  return { keyId: c.keyId, cost: c.cost, limits: compileLimits(c.rateLimits, c.credits), now: c.now };
 }
 
 const at = (iso: string): number => Date.parse(iso);
@@ -33,11 +48,11 @@ export function describeLimiterContract(name: string, make: () => Promise<Limite
       await sut.cleanup();
     });
 
-    const check = (now: number, rateLimits: RateLimitRule[], extra: Partial<LimitCheck> = {}): Promise<LimitResult> =>
-      limiter.check({ keyId, cost: 1, rateLimits, now, ...extra });
+    const check = (now: number, rateLimits: RateLimitRule[], extra: Partial<RawCheck> = {}): Promise<LimitResult> =>
+      limiter.check(toCheck({ keyId, cost: 1, rateLimits, now, ...extra }));
 
     /** `n` checks at one instant, one after the other; how many were allowed. */
-    async function hammer(n: number, now: number, rateLimits: RateLimitRule[], extra: Partial<LimitCheck> = {}) {
+    async function hammer(n: number, now: number, rateLimits: RateLimitRule[], extra: Partial<RawCheck> = {}) {
       const results: LimitResult[] = [];
       for (let i = 0; i < n; i++) results.push(await check(now, rateLimits, extra));
       return { allowed: results.filter((r) => r.allowed).length, results };
@@ -120,7 +135,7 @@ export function describeLimiterContract(name: string, make: () => Promise<Limite
         expect((await check(T0, [tenPerSecond], { cost: 3 })).allowed).toBe(false);
         expect((await check(T0, [tenPerSecond], { cost: 2 })).allowed).toBe(true);
         expect((await check(T0, [tenPerSecond], { cost: 1 })).allowed).toBe(false);
-        const idle = await limiter.check({ keyId: `key_${randomUUID()}`, cost: 6, rateLimits: [tenPerSecond], now: T0 });
+        const idle = await limiter.check(toCheck({ keyId: `key_${randomUUID()}`, cost: 6, rateLimits: [tenPerSecond], now: T0 }));
         expect(idle).toMatchObject({ allowed: false, denied: { kind: 'rate_limit', name: 'per-second' } });
         expect(idle.rateLimits[0].remaining).toBe(5);
       });
@@ -149,7 +164,7 @@ export function describeLimiterContract(name: string, make: () => Promise<Limite
       it('keeps keys apart', async () => {
         await hammer(5, T0, [tenPerSecond]);
         expect((await check(T0, [tenPerSecond])).allowed).toBe(false);
-        const other = await limiter.check({ keyId: `key_${randomUUID()}`, cost: 1, rateLimits: [tenPerSecond], now: T0 });
+        const other = await limiter.check(toCheck({ keyId: `key_${randomUUID()}`, cost: 1, rateLimits: [tenPerSecond], now: T0 }));
         expect(other.allowed).toBe(true);
       });
 
@@ -157,11 +172,14 @@ export function describeLimiterContract(name: string, make: () => Promise<Limite
         expect(await check(T0, [])).toEqual({ allowed: true, rateLimits: [] });
       });
 
-      it('refuses invalid requests with RangeError', async () => {
+      it('refuses invalid requests with RangeError (invalid rules never compile: limit-rules.test.ts)', async () => {
         await expect(check(T0, [tenPerSecond], { cost: 0 })).rejects.toBeInstanceOf(RangeError);
         await expect(check(T0, [tenPerSecond], { cost: 1.5 })).rejects.toBeInstanceOf(RangeError);
-        await expect(check(T0, [{ ...tenPerSecond, limit: 0 }])).rejects.toBeInstanceOf(RangeError);
+        await expect(check(T0, [tenPerSecond], { now: NaN })).rejects.toBeInstanceOf(RangeError);
+        await expect(check(T0, [tenPerSecond], { keyId: '' })).rejects.toBeInstanceOf(RangeError);
+        await expect(check(T0, [], { cost: 0 })).rejects.toBeInstanceOf(RangeError);
         await expect(limiter.setCredits(keyId, -1, T0)).rejects.toBeInstanceOf(RangeError);
+        await expect(limiter.credits(keyId, { initial: -1 }, T0)).rejects.toBeInstanceOf(RangeError);
       });
     });
 
@@ -198,14 +216,14 @@ export function describeLimiterContract(name: string, make: () => Promise<Limite
         expect(await limiter.credits(keyId, { initial: 3 }, T0)).toBe(1);
 
         const other = `key_${randomUUID()}`;
-        const poor = await limiter.check({ keyId: other, cost: 2, rateLimits: [one], credits: { initial: 1 }, now: T0 });
+        const poor = await limiter.check(toCheck({ keyId: other, cost: 2, rateLimits: [one], credits: { initial: 1 }, now: T0 }));
         expect(poor).toEqual({
           allowed: false,
           denied: { kind: 'credits' },
           rateLimits: [{ name: 'one', limit: 1, remaining: 2, resetAt: T0 }],
           creditsRemaining: 1,
         });
-        const ok = await limiter.check({ keyId: other, cost: 1, rateLimits: [one], credits: { initial: 1 }, now: T0 });
+        const ok = await limiter.check(toCheck({ keyId: other, cost: 1, rateLimits: [one], credits: { initial: 1 }, now: T0 }));
         expect(ok.rateLimits[0].remaining).toBe(1);
       });
 

@@ -9,7 +9,7 @@ import { StoreUnavailableError } from '../../src/domain/errors';
 import type { CreditRule, RateLimitRule } from '../../src/domain/policy';
 import type { LimitResult, Limiter } from '../../src/ports/limiter';
 import { startRedis, type RedisServerHandle } from '../support/redis-server';
-import { describeLimiterContract } from './limiter.contract';
+import { describeLimiterContract, toCheck } from './limiter.contract';
 
 // ioredis's own dependency; no types shipped.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -68,7 +68,7 @@ describe('RedisLimiter on Redis', () => {
       const limiter = await newLimiter({ keyPrefix });
       const ids = Array.from({ length: 8 }, () => `key_${randomUUID()}`);
       for (const keyId of ids) {
-        await limiter.check({ keyId, cost: 1, rateLimits: [perSecond, perDay], credits: { initial: 5 }, now: T0 });
+        await limiter.check(toCheck({ keyId, cost: 1, rateLimits: [perSecond, perDay], credits: { initial: 5 }, now: T0 }));
       }
       const keys = (await admin.keys('*')).sort();
       const tag = (id: string): string => `{${keyPrefix ?? 'kw'}l:${id}}`;
@@ -85,7 +85,7 @@ describe('RedisLimiter on Redis', () => {
     const limiter = await newLimiter();
     const keyId = `key_${randomUUID()}`;
     const three: RateLimitRule = { name: 'three', limit: 3, periodMs: 1000, burst: 0 };
-    await limiter.check({ keyId, cost: 1, rateLimits: [perSecond, three, perDay], credits: { initial: 5 }, now: T0 });
+    await limiter.check(toCheck({ keyId, cost: 1, rateLimits: [perSecond, three, perDay], credits: { initial: 5 }, now: T0 }));
     const { rates, credits } = limiter.keysOf(keyId);
     expect(await admin.hgetall(rates)).toEqual({
       'per-second': `${T0 + 100} 0 1`,
@@ -99,7 +99,7 @@ describe('RedisLimiter on Redis', () => {
     expect(ttl).toBeLessThanOrEqual(146_400);
     expect(await admin.pttl(credits)).toBe(-1);
     // only ever lengthened: a check of a faster limit alone does not shorten it
-    await limiter.check({ keyId, cost: 1, rateLimits: [perSecond], now: T0 + 10 });
+    await limiter.check(toCheck({ keyId, cost: 1, rateLimits: [perSecond], now: T0 + 10 }));
     expect(await admin.pttl(rates)).toBeGreaterThan(146_400 - 2000);
   });
 
@@ -107,7 +107,7 @@ describe('RedisLimiter on Redis', () => {
     const limiter = await newLimiter({ expiryMarginMs: 0 });
     const keyId = `key_${randomUUID()}`;
     const fast: RateLimitRule = { name: 'fast', limit: 20, periodMs: 1000, burst: 0 }; // full again in 50 ms
-    await limiter.check({ keyId, cost: 1, rateLimits: [fast], now: Date.now() });
+    await limiter.check(toCheck({ keyId, cost: 1, rateLimits: [fast], now: Date.now() }));
     expect(await admin.exists(limiter.keysOf(keyId).rates)).toBe(1);
     await new Promise((r) => setTimeout(r, 120));
     expect(await admin.exists(limiter.keysOf(keyId).rates)).toBe(0);
@@ -118,23 +118,23 @@ describe('RedisLimiter on Redis', () => {
     const keyId = `key_${randomUUID()}`;
     const { rates, credits } = limiter.keysOf(keyId);
     // refused on a key never seen: no key is created
-    const tooBig = await limiter.check({ keyId, cost: 9, rateLimits: [perSecond], credits: { initial: 5 }, now: T0 });
+    const tooBig = await limiter.check(toCheck({ keyId, cost: 9, rateLimits: [perSecond], credits: { initial: 5 }, now: T0 }));
     expect(tooBig.allowed).toBe(false);
     expect(await admin.exists(rates, credits)).toBe(0);
-    const poor = await limiter.check({ keyId, cost: 5, rateLimits: [perSecond], credits: { initial: 4 }, now: T0 });
+    const poor = await limiter.check(toCheck({ keyId, cost: 5, rateLimits: [perSecond], credits: { initial: 4 }, now: T0 }));
     expect(poor.denied).toEqual({ kind: 'credits' });
     expect(await admin.exists(rates, credits)).toBe(0);
 
     const daily: CreditRule = { initial: 5, refill: { period: 'daily', amount: 100 } };
     const roomy: RateLimitRule = { name: 'roomy', limit: 10, periodMs: 1000, burst: 9 };
-    await limiter.check({ keyId, cost: 5, rateLimits: [roomy], credits: daily, now: T0 });
+    await limiter.check(toCheck({ keyId, cost: 5, rateLimits: [roomy], credits: daily, now: T0 }));
     const snapshot = async () => [await admin.dump(rates), await admin.dump(credits), await admin.pttl(rates)];
     const before = await snapshot();
     // refused by the rate limit the next day: the refill it computed is reported, not written
-    const r = await limiter.check({ keyId, cost: 11, rateLimits: [roomy], credits: daily, now: T0 + 86_400_000 });
+    const r = await limiter.check(toCheck({ keyId, cost: 11, rateLimits: [roomy], credits: daily, now: T0 + 86_400_000 }));
     expect(r).toMatchObject({ allowed: false, denied: { kind: 'rate_limit' }, creditsRemaining: 100 });
     // refused by the credits: the rate limits are not written
-    const r2 = await limiter.check({ keyId, cost: 1, rateLimits: [roomy], credits: daily, now: T0 + 1 });
+    const r2 = await limiter.check(toCheck({ keyId, cost: 1, rateLimits: [roomy], credits: daily, now: T0 + 1 }));
     expect(r2).toMatchObject({ allowed: false, denied: { kind: 'credits' }, creditsRemaining: 0 });
     const after = await snapshot();
     expect(after.slice(0, 2)).toEqual(before.slice(0, 2));
@@ -148,7 +148,7 @@ describe('RedisLimiter on Redis', () => {
     limiters.push(limiter);
     const keyId = `key_${randomUUID()}`;
     const full = { keyId, cost: 2, rateLimits: [perSecond, perDay], credits: { initial: 50, refill: { period: 'monthly' as const, amount: 9 } } };
-    await limiter.check({ ...full, now: T0 }); // scripts loaded
+    await limiter.check(toCheck({ ...full, now: T0 })); // scripts loaded
     await limiter.credits(keyId, { initial: 1 }, T0);
     const sent = jest.spyOn(redis, 'sendCommand');
     const names = async (fn: () => Promise<unknown>): Promise<string[]> => {
@@ -156,13 +156,13 @@ describe('RedisLimiter on Redis', () => {
       await fn();
       return sent.mock.calls.map(([command]) => command.name);
     };
-    expect(await names(() => limiter.check({ ...full, now: T0 + 1 }))).toEqual(['evalsha']);
-    expect(await names(() => limiter.check({ ...full, cost: 50, now: T0 + 2 }))).toEqual(['evalsha']);
-    expect(await names(() => limiter.check({ keyId, cost: 1, rateLimits: [perSecond], now: T0 + 3 }))).toEqual(['evalsha']);
-    expect(await names(() => limiter.check({ keyId, cost: 1, rateLimits: [], credits: { initial: 3 }, now: T0 + 4 }))).toEqual([
+    expect(await names(() => limiter.check(toCheck({ ...full, now: T0 + 1 })))).toEqual(['evalsha']);
+    expect(await names(() => limiter.check(toCheck({ ...full, cost: 50, now: T0 + 2 })))).toEqual(['evalsha']);
+    expect(await names(() => limiter.check(toCheck({ keyId, cost: 1, rateLimits: [perSecond], now: T0 + 3 })))).toEqual(['evalsha']);
+    expect(await names(() => limiter.check(toCheck({ keyId, cost: 1, rateLimits: [], credits: { initial: 3 }, now: T0 + 4 })))).toEqual([
       'evalsha',
     ]);
-    expect(await names(() => limiter.check({ keyId, cost: 1, rateLimits: [], now: T0 + 5 }))).toEqual([]);
+    expect(await names(() => limiter.check(toCheck({ keyId, cost: 1, rateLimits: [], now: T0 + 5 })))).toEqual([]);
     expect(await names(() => limiter.credits(keyId, { initial: 1 }, T0))).toEqual(['evalsha']);
     expect(await names(() => limiter.credits(keyId, undefined, T0))).toEqual([]);
     expect(await names(() => limiter.setCredits(keyId, 10, T0))).toEqual(['hset']);
@@ -177,12 +177,12 @@ describe('RedisLimiter on Redis', () => {
       const limiter = new RedisLimiter({ redis, batchWrites });
       limiters.push(limiter);
       const keyId = `key_${randomUUID()}`;
-      await limiter.check({ keyId, cost: 1, rateLimits: [perSecond], now: T0 }); // script loaded
+      await limiter.check(toCheck({ keyId, cost: 1, rateLimits: [perSecond], now: T0 })); // script loaded
       const socket = redis.stream as Socket;
       const write = jest.spyOn(socket, '_write');
       const writev = jest.spyOn(socket, '_writev');
       // 20 checks of one key at one instant, and a command of another user of the client
-      const checks = Array.from({ length: 20 }, () => limiter.check({ keyId, cost: 1, rateLimits: [perSecond], now: T0 + 1 }));
+      const checks = Array.from({ length: 20 }, () => limiter.check(toCheck({ keyId, cost: 1, rateLimits: [perSecond], now: T0 + 1 })));
       const other = redis.set(`other-${keyId}`, 'x');
       const results = await Promise.all(checks);
       expect(await other).toBe('OK');
@@ -212,7 +212,7 @@ describe('RedisLimiter on Redis', () => {
     const run = async (limiter: RedisLimiter, keyId: string): Promise<LimitResult[]> =>
       Promise.all(
         Array.from({ length: 12 }, (_, i) =>
-          limiter.check({ keyId, cost: 1 + (i % 2), rateLimits: [perSecond, three], credits: { initial: 6 }, now: T0 + 400 * i }),
+          limiter.check(toCheck({ keyId, cost: 1 + (i % 2), rateLimits: [perSecond, three], credits: { initial: 6 }, now: T0 + 400 * i })),
         ),
       );
     const batched = await run(on, ids[0]);
@@ -225,9 +225,9 @@ describe('RedisLimiter on Redis', () => {
   it('reloads its scripts when the server forgot them', async () => {
     const limiter = await newLimiter();
     const keyId = `key_${randomUUID()}`;
-    await limiter.check({ keyId, cost: 1, rateLimits: [perSecond], credits: { initial: 5 }, now: T0 });
+    await limiter.check(toCheck({ keyId, cost: 1, rateLimits: [perSecond], credits: { initial: 5 }, now: T0 }));
     await admin.script('FLUSH');
-    expect((await limiter.check({ keyId, cost: 1, rateLimits: [perSecond], credits: { initial: 5 }, now: T0 })).creditsRemaining).toBe(3);
+    expect((await limiter.check(toCheck({ keyId, cost: 1, rateLimits: [perSecond], credits: { initial: 5 }, now: T0 }))).creditsRemaining).toBe(3);
     await admin.script('FLUSH');
     expect(await limiter.credits(keyId, { initial: 5 }, T0)).toBe(3);
   });
@@ -242,7 +242,7 @@ describe('RedisLimiter on Redis', () => {
     const limiter = new RedisLimiter({ redis: createRedisClient(`redis://127.0.0.1:${port}`) });
     limiters.push(limiter);
     const keyId = `key_${randomUUID()}`;
-    await expect(limiter.check({ keyId, cost: 1, rateLimits: [perSecond], now: T0 })).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(limiter.check(toCheck({ keyId, cost: 1, rateLimits: [perSecond], now: T0 }))).rejects.toBeInstanceOf(StoreUnavailableError);
     await expect(limiter.credits(keyId, { initial: 1 }, T0)).rejects.toBeInstanceOf(StoreUnavailableError);
     await expect(limiter.setCredits(keyId, 1, T0)).rejects.toBeInstanceOf(StoreUnavailableError);
     await expect(limiter.forget(keyId)).rejects.toBeInstanceOf(StoreUnavailableError);
@@ -252,7 +252,7 @@ describe('RedisLimiter on Redis', () => {
     const limiter = await newLimiter();
     const keyId = `key_${randomUUID()}`;
     await admin.hset(limiter.keysOf(keyId).rates, 'per-second', 'garbage');
-    const err = await limiter.check({ keyId, cost: 1, rateLimits: [perSecond], now: T0 }).catch((e: unknown) => e);
+    const err = await limiter.check(toCheck({ keyId, cost: 1, rateLimits: [perSecond], now: T0 })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect(err).not.toBeInstanceOf(StoreUnavailableError);
     expect((err as Error).message).toMatch(/invalid rate-limit state/);
@@ -319,7 +319,7 @@ describe('RedisLimiter on Redis', () => {
           let b: unknown;
           if (o.kind === 'check') {
             now += o.dt;
-            const c = { keyId, cost: o.cost, rateLimits: o.rules, credits: creditRules[o.credits], now };
+            const c = toCheck({ keyId, cost: o.cost, rateLimits: o.rules, credits: creditRules[o.credits], now });
             [a, b] = await Promise.all([memory.check(c), redisLimiter.check(c)]);
           } else if (o.kind === 'credits') {
             const rule = creditRules[o.credits];

@@ -10,6 +10,7 @@ import {
 import { RedisLease } from '../../src/adapters/events/redis-lease';
 import { RedisLimiter } from '../../src/adapters/limits/redis-limiter';
 import { AlreadyExistsError, StoreUnavailableError } from '../../src/domain/errors';
+import { compileLimits } from '../../src/domain/limit-rules';
 import type { KeyStore } from '../../src/ports/key-store';
 import { startRedis, type RedisServerHandle } from '../support/redis-server';
 import { describeKeyStoreContract, listAll, makeRecord } from './key-store.contract';
@@ -306,13 +307,13 @@ describe('RedisKeyStore on Redis', () => {
     const limiter = new RedisLimiter({ redis, batchWrites: true });
     const records = [makeRecord(), makeRecord(), makeRecord()];
     for (const r of records) await store.create(r);
-    const rule = { name: 'rps', limit: 10, periodMs: 1000, burst: 10 };
-    await limiter.check({ keyId: records[0].id, cost: 1, rateLimits: [rule], now: 1_000 }); // script loaded
+    const limits = compileLimits([{ name: 'rps', limit: 10, periodMs: 1000, burst: 10 }]);
+    await limiter.check({ keyId: records[0].id, cost: 1, limits, now: 1_000 }); // script loaded
     const socket = redis.stream as Socket;
     const write = jest.spyOn(socket, '_write');
     const writev = jest.spyOn(socket, '_writev');
     const reads = [...records, ...records].map((r) => store.getByHash(r.hash));
-    const check = limiter.check({ keyId: records[1].id, cost: 1, rateLimits: [rule], now: 1_001 });
+    const check = limiter.check({ keyId: records[1].id, cost: 1, limits, now: 1_001 });
     const missing = store.getByHash(makeRecord().hash);
     const found = await Promise.all(reads);
     expect(found.map((r) => r?.id)).toEqual([...records, ...records].map((r) => r.id));

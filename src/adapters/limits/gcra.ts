@@ -1,9 +1,11 @@
-import type { CreditRule, RateLimitRule, RefillPeriod } from '../../domain/policy';
+import type { CompiledLimits, GcraRule } from '../../domain/limit-rules';
+import type { CreditRule, RefillPeriod } from '../../domain/policy';
 import type { LimitCheck, LimitResult, RateLimitState } from '../../ports/limiter';
 
 /*
  * The pure arithmetic of keyward's limits, shared by MemoryLimiter and (mirrored line for line in
- * Lua) RedisLimiter, so that both decide alike.
+ * Lua) RedisLimiter, so that both decide alike. The rules come compiled (num, den, cap below) once
+ * per policy version by src/domain/limit-rules.ts; a check adds only its cost and time.
  *
  * RATE LIMITS: GCRA (generic cell rate algorithm)
  *
@@ -57,72 +59,11 @@ import type { LimitCheck, LimitResult, RateLimitState } from '../../ports/limite
 
 export const DAY_MS = 86_400_000;
 
-/** A rate-limit rule in exact integer form. */
-export interface GcraRule {
-  readonly name: string;
-  readonly limit: number;
-  /** T = num / den ms, reduced. */
-  readonly num: number;
-  readonly den: number;
-  /** The burst in units (B); cut only for absurd bursts (see `approximate`). */
-  readonly burst: number;
-  /** (B + 1)·T in 1/den ms: the largest allowed newTat − now. */
-  readonly cap: number;
-}
-
 /** A theoretical arrival time: ms + frac/den, with 0 ≤ frac < den. */
 export interface Tat {
   readonly ms: number;
   readonly frac: number;
   readonly den: number;
-}
-
-function gcd(a: number, b: number): number {
-  while (b !== 0) [a, b] = [b, a % b];
-  return a;
-}
-
-const isCount = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
-
-/** Largest cap (in 1/den ms) kept exact: sums with a cost and a den stay below 2^53. */
-const MAX_CAP = Math.floor(Number.MAX_SAFE_INTEGER / 2);
-
-export function compileRule(rule: RateLimitRule): GcraRule {
-  const { name, limit, burst } = rule;
-  if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`rate limit ${name}: limit must be a positive integer, got ${limit}`);
-  if (!Number.isFinite(rule.periodMs) || rule.periodMs <= 0 || rule.periodMs > MAX_CAP) {
-    throw new RangeError(`rate limit ${name}: periodMs must be a positive number of ms, got ${rule.periodMs}`);
-  }
-  if (!isCount(burst)) throw new RangeError(`rate limit ${name}: burst must be a non-negative integer, got ${burst}`);
-  const periodMs = Math.ceil(rule.periodMs); // whole ms (a fraction would only make it stricter)
-  const g = gcd(periodMs, limit);
-  const num = periodMs / g;
-  const den = limit / g;
-  if ((burst + 1) * num <= MAX_CAP - den) return { name, limit, num, den, burst, cap: (burst + 1) * num };
-  return approximate(name, limit, burst, num, den);
-}
-
-/**
- * T = num/den with (B + 1)·num too large for exact doubles (a burst in the hundreds of thousands
- * with a long period and a limit sharing few factors with it). T is rounded UP to the closest
- * fraction with a smaller den that fits: stricter by less than (B + 1) / 2^52 (one part in 4.5
- * million for a burst of 10^9), so the bound still holds. If even den = 1 does not fit (a burst
- * window (B + 1)·T beyond 2^52 ms, i.e. ~140,000 years), the burst is cut to what fits.
- */
-function approximate(name: string, limit: number, burst: number, num: number, den: number): GcraRule {
-  const maxNum = BigInt(Math.floor((MAX_CAP - den) / (burst + 1)));
-  const d = (maxNum * BigInt(den)) / BigInt(num); // largest den' with ⌈num·den'/den⌉ ≤ maxNum
-  if (d >= 1n) {
-    const n = (BigInt(num) * d + BigInt(den) - 1n) / BigInt(den);
-    const g = gcd(Number(n), Number(d));
-    const num2 = Number(n) / g;
-    const den2 = Number(d) / g;
-    return { name, limit, num: num2, den: den2, burst, cap: (burst + 1) * num2 };
-  }
-  const whole = Number((BigInt(num) + BigInt(den) - 1n) / BigInt(den));
-  const cut = Math.floor((MAX_CAP - 1) / whole) - 1;
-  if (cut < 0) throw new RangeError(`rate limit ${name}: period / limit is too large`);
-  return { name, limit, num: whole, den: 1, burst: cut, cap: (cut + 1) * whole };
 }
 
 /** Whole ms: the unit of time of the limits. */
@@ -197,15 +138,8 @@ export interface CreditState {
   readonly setAt: number;
 }
 
-export function checkCreditRule(rule: CreditRule): void {
-  if (!isCount(rule.initial)) throw new RangeError(`credits: initial must be a non-negative integer, got ${rule.initial}`);
-  if (rule.refill && !isCount(rule.refill.amount)) {
-    throw new RangeError(`credits: refill amount must be a non-negative integer, got ${rule.refill.amount}`);
-  }
-}
-
 export function checkCreditCount(remaining: number): void {
-  if (!isCount(remaining)) throw new RangeError(`credits must be a non-negative integer, got ${remaining}`);
+  if (!Number.isSafeInteger(remaining) || remaining < 0) throw new RangeError(`credits must be a non-negative integer, got ${remaining}`);
 }
 
 /** The credits in force at `now`: initialised if absent, refilled if set before this period. */
@@ -217,23 +151,14 @@ export function effectiveCredits(stored: CreditState | undefined, rule: CreditRu
   return stored;
 }
 
-/** A validated check: whole-ms time, compiled rules. */
-export interface PreparedCheck {
-  readonly keyId: string;
-  readonly cost: number;
-  readonly now: number;
-  readonly rules: readonly GcraRule[];
-  readonly credits?: CreditRule;
-}
-
-export function prepareCheck(c: LimitCheck): PreparedCheck {
+/**
+ * Checks what a request adds to its compiled limits (key id, cost, time): RangeError if invalid.
+ * Returns the time in whole ms.
+ */
+export function requestTime(c: LimitCheck): number {
   if (typeof c.keyId !== 'string' || c.keyId === '') throw new RangeError('keyId must be a non-empty string');
   if (!Number.isSafeInteger(c.cost) || c.cost < 1) throw new RangeError(`cost must be a positive integer, got ${c.cost}`);
-  const rules = c.rateLimits.map(compileRule);
-  const names = new Set(rules.map((r) => r.name));
-  if (names.size !== rules.length) throw new RangeError('rate limit names must be unique');
-  if (c.credits) checkCreditRule(c.credits);
-  return { keyId: c.keyId, cost: c.cost, now: toMs(c.now), rules, ...(c.credits && { credits: c.credits }) };
+  return toMs(c.now);
 }
 
 export interface Decision {
@@ -243,30 +168,38 @@ export interface Decision {
 }
 
 /**
- * The whole check, all or nothing: every rule in order, then the credits. `tats[i]` is the stored
- * state of `p.rules[i]`. Writes nothing (returns no `write`) unless everything passes.
+ * The whole check of `cost` units at `now` (whole ms), all or nothing: every rule in order, then
+ * the credits. `tats[i]` is the stored state of `limits.rates[i]`. Writes nothing (returns no
+ * `write`) unless everything passes.
  */
-export function decide(p: PreparedCheck, tats: readonly (Tat | undefined)[], stored: CreditState | undefined): Decision {
-  const next = p.rules.map((r, i) => gcraStep(r, tats[i], p.now, p.cost));
+export function decide(
+  limits: CompiledLimits,
+  cost: number,
+  now: number,
+  tats: readonly (Tat | undefined)[],
+  stored: CreditState | undefined,
+): Decision {
+  const rules = limits.rates;
+  const next = rules.map((r, i) => gcraStep(r, tats[i], now, cost));
   const refusedBy = next.findIndex((t) => t === undefined);
-  const credits = p.credits ? effectiveCredits(stored, p.credits, p.now) : undefined;
-  const creditsShort = credits !== undefined && credits.remaining < p.cost;
+  const credits = limits.credits ? effectiveCredits(stored, limits.credits, now) : undefined;
+  const creditsShort = credits !== undefined && credits.remaining < cost;
   if (refusedBy >= 0 || creditsShort) {
     return {
       result: {
         allowed: false,
-        denied: refusedBy >= 0 ? { kind: 'rate_limit', name: p.rules[refusedBy].name } : { kind: 'credits' },
-        rateLimits: p.rules.map((r, i) => gcraState(r, tats[i], p.now)),
+        denied: refusedBy >= 0 ? { kind: 'rate_limit', name: rules[refusedBy].name } : { kind: 'credits' },
+        rateLimits: rules.map((r, i) => gcraState(r, tats[i], now)),
         ...(credits && { creditsRemaining: credits.remaining }),
       },
     };
   }
   const newTats = next as Tat[];
-  const newCredits = credits && { remaining: credits.remaining - p.cost, setAt: credits.setAt };
+  const newCredits = credits && { remaining: credits.remaining - cost, setAt: credits.setAt };
   return {
     result: {
       allowed: true,
-      rateLimits: p.rules.map((r, i) => gcraState(r, newTats[i], p.now)),
+      rateLimits: rules.map((r, i) => gcraState(r, newTats[i], now)),
       ...(newCredits && { creditsRemaining: newCredits.remaining }),
     },
     write: { tats: newTats, ...(newCredits && { credits: newCredits }) },

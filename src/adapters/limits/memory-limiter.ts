@@ -1,12 +1,12 @@
+import { compileCredits } from '../../domain/limit-rules';
 import type { CreditRule } from '../../domain/policy';
 import type { LimitCheck, LimitResult, Limiter } from '../../ports/limiter';
 import {
   checkCreditCount,
-  checkCreditRule,
   decide,
   effectiveCredits,
   fullAgainAt,
-  prepareCheck,
+  requestTime,
   toMs,
   type CreditState,
   type Tat,
@@ -80,32 +80,34 @@ export class MemoryLimiter implements Limiter {
   }
 
   async check(c: LimitCheck): Promise<LimitResult> {
-    const p = prepareCheck(c);
-    let entry = p.rules.length > 0 ? this.rates.get(p.keyId) : undefined;
-    if (entry && entry.fullAt <= p.now) {
-      this.rates.delete(p.keyId);
+    const now = requestTime(c);
+    const { keyId, limits } = c;
+    const rules = limits.rates;
+    let entry = rules.length > 0 ? this.rates.get(keyId) : undefined;
+    if (entry && entry.fullAt <= now) {
+      this.rates.delete(keyId);
       entry = undefined;
     }
-    const tats = p.rules.map((r) => entry?.tats.get(r.name));
-    const stored = p.credits ? this.creditsByKey.get(p.keyId) : undefined;
-    const { result, write } = decide(p, tats, stored);
+    const tats = rules.map((r) => entry?.tats.get(r.name));
+    const stored = limits.credits ? this.creditsByKey.get(keyId) : undefined;
+    const { result, write } = decide(limits, c.cost, now, tats, stored);
     if (write) {
       if (write.tats.length > 0) {
         const e = entry ?? { tats: new Map<string, Tat>(), fullAt: -Infinity };
-        p.rules.forEach((r, i) => e.tats.set(r.name, write.tats[i]));
+        rules.forEach((r, i) => e.tats.set(r.name, write.tats[i]));
         e.fullAt = Math.max(e.fullAt, fullAgainAt(write.tats));
-        if (!entry) this.rates.set(p.keyId, e);
+        if (!entry) this.rates.set(keyId, e);
       }
-      if (write.credits) this.creditsByKey.set(p.keyId, write.credits);
+      if (write.credits) this.creditsByKey.set(keyId, write.credits);
     }
     return result;
   }
 
   async credits(keyId: string, rule: CreditRule | undefined, now: number): Promise<number | undefined> {
     if (!rule) return undefined;
-    checkCreditRule(rule);
+    const valid = compileCredits(rule);
     const stored = this.creditsByKey.get(keyId);
-    const current = effectiveCredits(stored, rule, toMs(now));
+    const current = effectiveCredits(stored, valid, toMs(now));
     if (current !== stored) this.creditsByKey.set(keyId, current);
     return current.remaining;
   }

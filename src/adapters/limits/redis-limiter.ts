@@ -1,18 +1,11 @@
 import { Command } from 'ioredis';
+import { compileCredits, type CompiledCredits, type CompiledLimits } from '../../domain/limit-rules';
 import type { CreditRule } from '../../domain/policy';
 import type { LimitCheck, LimitResult, Limiter, RateLimitState } from '../../ports/limiter';
 import { toStoreError, type RedisClient } from '../redis/redis-client';
 import { luaScript, type LuaScript } from '../redis/lua-script';
 import { turnBatcherFor, type TurnBatcher } from '../redis/turn-batcher';
-import {
-  checkCreditCount,
-  checkCreditRule,
-  gcraState,
-  periodStart,
-  prepareCheck,
-  toMs,
-  type PreparedCheck,
-} from './gcra';
+import { checkCreditCount, gcraState, periodStart, requestTime, toMs } from './gcra';
 
 /*
  * Rate limits and credits shared by every sidecar, in Redis. The arithmetic is gcra.ts's (read its
@@ -207,22 +200,26 @@ export class RedisLimiter implements Limiter {
 
   /**
    * The hot path (every validation of a key with limits): one EVALSHA sent as a prepared
-   * ioredis Command, an all-integer reply, and no async wrappers in between.
+   * ioredis Command, an all-integer reply, and no async wrappers in between. The rules come
+   * compiled, with their arguments as text: only the key, time and cost are formatted here.
    */
   check(c: LimitCheck): Promise<LimitResult> {
-    let p: PreparedCheck;
+    let now: number;
     try {
-      p = prepareCheck(c);
+      now = requestTime(c);
     } catch (err) {
       return Promise.reject(err);
     }
-    if (p.rules.length === 0 && !p.credits) return Promise.resolve({ allowed: true, rateLimits: [] });
-    const tag = `{${this.prefix}l:${p.keyId}}`;
-    const args = [CHECK.sha, '2', `${tag}:rl`, `${tag}:cr`, String(p.now), String(p.cost), String(p.rules.length), this.margin];
-    for (const r of p.rules) args.push(r.name, String(r.num), String(r.den), String(r.cap));
-    pushCreditArgs(args, p.credits, p.now);
+    const limits = c.limits;
+    const { rates, credits } = limits;
+    if (rates.length === 0 && !credits) return Promise.resolve({ allowed: true, rateLimits: [] });
+    const tag = `{${this.prefix}l:${c.keyId}}`;
+    const args = [CHECK.sha, '2', `${tag}:rl`, `${tag}:cr`, String(now), String(c.cost), String(rates.length), this.margin];
+    for (const { text } of rates) args.push(text[0], text[1], text[2], text[3]);
+    if (credits) args.push('1', credits.initialText, refillStart(credits, now), credits.refillAmountText);
+    else args.push('0', '0', '', '0');
     return this.evalsha(CHECK, args).then(
-      (reply) => toResult(p, reply),
+      (reply) => toResult(limits, now, reply),
       (err: unknown) => {
         throw toStoreError('check', err);
       },
@@ -231,9 +228,9 @@ export class RedisLimiter implements Limiter {
 
   async credits(keyId: string, rule: CreditRule | undefined, now: number): Promise<number | undefined> {
     if (!rule) return undefined;
-    checkCreditRule(rule);
+    const c = compileCredits(rule);
     const t = toMs(now);
-    const args = [CREDITS.sha, '1', this.keysOf(keyId).credits, String(t), ...creditRuleArgs(rule, t)];
+    const args = [CREDITS.sha, '1', this.keysOf(keyId).credits, String(t), c.initialText, refillStart(c, t), c.refillAmountText];
     const reply = await this.run('credits', () => this.evalsha(CREDITS, args));
     return Number(reply);
   }
@@ -285,21 +282,15 @@ export class RedisLimiter implements Limiter {
   }
 }
 
-/** Appends has-credits ('1'/'0'), then creditRuleArgs (or zeros without a rule). */
-function pushCreditArgs(args: string[], rule: CreditRule | undefined, now: number): void {
-  if (rule) args.push('1', ...creditRuleArgs(rule, now));
-  else args.push('0', '0', '', '0');
-}
-
-/** initial, refill period start ('' without refill), refill amount. */
-function creditRuleArgs(rule: CreditRule, now: number): [string, string, string] {
-  const start = rule.refill ? String(periodStart(now, rule.refill.period)) : '';
-  return [String(rule.initial), start, String(rule.refill?.amount ?? 0)];
+/** The refill period start argument of the scripts: '' without refill. */
+function refillStart(credits: CompiledCredits, now: number): string {
+  return credits.refill ? String(periodStart(now, credits.refill.period)) : '';
 }
 
 /** Maps CHECK's integer reply (see its comment) to the result, as gcra.ts's decide makes it. */
-function toResult(p: PreparedCheck, reply: unknown): LimitResult {
-  const n = p.rules.length;
+function toResult(limits: CompiledLimits, now: number, reply: unknown): LimitResult {
+  const rules = limits.rates;
+  const n = rules.length;
   if (!Array.isArray(reply) || reply.length !== 3 + 3 * n || !reply.every(Number.isSafeInteger)) {
     throw new Error(`redis check script: unexpected reply ${JSON.stringify(reply)}`);
   }
@@ -307,14 +298,14 @@ function toResult(p: PreparedCheck, reply: unknown): LimitResult {
   const rateLimits = new Array<RateLimitState>(n);
   for (let i = 0; i < n; i++) {
     const den = r[5 + 3 * i];
-    rateLimits[i] = gcraState(p.rules[i], den === 0 ? undefined : { ms: r[3 + 3 * i], frac: r[4 + 3 * i], den }, p.now);
+    rateLimits[i] = gcraState(rules[i], den === 0 ? undefined : { ms: r[3 + 3 * i], frac: r[4 + 3 * i], den }, now);
   }
-  if (r[0] === 1) return p.credits ? { allowed: true, rateLimits, creditsRemaining: r[2] } : { allowed: true, rateLimits };
+  if (r[0] === 1) return limits.credits ? { allowed: true, rateLimits, creditsRemaining: r[2] } : { allowed: true, rateLimits };
   const denied = r[1];
   return {
     allowed: false,
-    denied: denied === -1 ? { kind: 'credits' } : { kind: 'rate_limit', name: p.rules[denied - 1].name },
+    denied: denied === -1 ? { kind: 'credits' } : { kind: 'rate_limit', name: rules[denied - 1].name },
     rateLimits,
-    ...(p.credits && { creditsRemaining: r[2] }),
+    ...(limits.credits && { creditsRemaining: r[2] }),
   };
 }

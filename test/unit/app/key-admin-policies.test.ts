@@ -12,6 +12,7 @@ import {
   ResourceExhaustedError,
 } from '../../../src/domain/errors';
 import { KeyIdGenerator } from '../../../src/domain/key-id';
+import { compileLimits } from '../../../src/domain/limit-rules';
 import type { Policy } from '../../../src/domain/policy';
 import { ScopeSet } from '../../../src/domain/scopes';
 import { seededBytes } from '../helpers/bytes';
@@ -328,8 +329,8 @@ describe('KeyAdmin credits', () => {
     });
     const { record } = await env.create(root);
     await env.admin.update(root, updateInput(record.id, { updateMask: ['credits'], credits: 7 }));
-    const rateLimits = [{ name: 'rps', limit: 1, periodMs: 1000, burst: 0 }];
-    const first = await env.limiter.check({ keyId: record.id, cost: 1, rateLimits, now: T0 });
+    const limits = compileLimits([{ name: 'rps', limit: 1, periodMs: 1000, burst: 0 }]);
+    const first = await env.limiter.check({ keyId: record.id, cost: 1, limits, now: T0 });
     expect(first.allowed).toBe(true);
     expect(env.limiter.size).toEqual({ rates: 1, credits: 1 });
     await env.admin.delete(root, record.id);

@@ -44,6 +44,7 @@ const RPS = { name: 'rps', limit: 10, periodMs: 1000, burst: 2 }; // T = 100 ms,
 
 interface Env {
   clock: ManualClock;
+  policies: MemoryPolicyStore;
   limiter: MemoryLimiter;
   validator: KeyValidator;
   audited: Decision[];
@@ -92,7 +93,7 @@ async function setup(opts: { source?: 'cache' | 'store'; defaultPolicy?: Partial
   };
   const validate = (key: string, overrides: Partial<ValidateInput> = {}) =>
     validator.validate(KeyValidator.checkRequest({ key, service: 'orders', requiredScopes: [], clientIp: '10.1.2.3', cost: 1, ...overrides }));
-  return { clock, limiter, validator, audited, used, addKey, validate };
+  return { clock, policies, limiter, validator, audited, used, addKey, validate };
 }
 
 describe('KeyValidator with rate limits', () => {
@@ -151,6 +152,33 @@ describe('KeyValidator with rate limits', () => {
     }
     expect(codes.indexOf('rate_limit:per-minute')).toBe(13);
     expect(codes).not.toContain('rate_limit:rps');
+  });
+
+  it('hands the limiter the rules compiled once per policy version, not per call', async () => {
+    const env = await setup();
+    const a = await env.addKey({ policyId: LIMITED_ID });
+    const b = await env.addKey({ policyId: LIMITED_ID });
+    const check = jest.spyOn(env.limiter, 'check');
+    await env.validate(a);
+    await env.validate(b);
+    await env.validate(a, { cost: 2 });
+    const sent = check.mock.calls.map(([c]) => c.limits);
+    expect(sent[1]).toBe(sent[0]);
+    expect(sent[2]).toBe(sent[0]);
+    expect(sent[0].rates.map((r) => [r.name, r.num, r.den, r.cap])).toEqual([
+      ['rps', 100, 1, 300],
+      ['per-minute', 600, 1, 6600],
+    ]);
+    // a new version (seen once the cached one is stale) is compiled again, once
+    const current = (await env.policies.getPolicy(LIMITED_ID))!;
+    await env.policies.replacePolicy({ ...current, rateLimits: [{ ...RPS, limit: 3 }], version: current.version + 1 }, current.version);
+    env.clock.advance(TTL);
+    await env.validate(a);
+    await env.validate(b);
+    const [v2, again] = check.mock.calls.slice(3).map(([c]) => c.limits);
+    expect(v2).not.toBe(sent[0]);
+    expect(again).toBe(v2);
+    expect(v2.rates).toMatchObject([{ name: 'rps', num: 1000, den: 3 }]);
   });
 
   it('limits are per key', async () => {

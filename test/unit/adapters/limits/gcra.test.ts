@@ -1,6 +1,5 @@
 import fc from 'fast-check';
 import {
-  compileRule,
   decide,
   decodeTat,
   effectiveCredits,
@@ -8,11 +7,11 @@ import {
   gcraState,
   gcraStep,
   periodStart,
-  prepareCheck,
+  requestTime,
   DAY_MS,
-  type GcraRule,
   type Tat,
 } from '../../../../src/adapters/limits/gcra';
+import { compileLimits, compileRule, type GcraRule } from '../../../../src/domain/limit-rules';
 import type { RateLimitRule } from '../../../../src/domain/policy';
 
 const T0 = Date.UTC(2025, 6, 14, 10, 30); // an epoch-sized time: float TATs would drift here
@@ -275,6 +274,7 @@ describe('GCRA: allowed iff newTat − now ≤ (burst + 1)·T', () => {
       den: 1,
       burst: 9,
       cap: 5000,
+      text: ['r', '500', '1', '5000'],
     });
   });
 
@@ -340,21 +340,13 @@ describe('GCRA: allowed iff newTat − now ≤ (burst + 1)·T', () => {
     expect(compileRule({ name: 'r', limit: 2, periodMs: 1000.2, burst: 0 })).toMatchObject({ num: 1001, den: 2 });
   });
 
-  it('refuses rules and requests it cannot compute', () => {
-    expect(() => compileRule({ name: 'r', limit: 0, periodMs: 1000, burst: 0 })).toThrow(RangeError);
-    expect(() => compileRule({ name: 'r', limit: 1.5, periodMs: 1000, burst: 0 })).toThrow(RangeError);
-    expect(() => compileRule({ name: 'r', limit: 1, periodMs: 0, burst: 0 })).toThrow(RangeError);
-    expect(() => compileRule({ name: 'r', limit: 1, periodMs: Infinity, burst: 0 })).toThrow(RangeError);
-    expect(() => compileRule({ name: 'r', limit: 1, periodMs: 1000, burst: -1 })).toThrow(RangeError);
-    expect(() => compileRule({ name: 'r', limit: 1, periodMs: 2 ** 52, burst: 0 })).toThrow(RangeError);
-    const base = { keyId: 'k', rateLimits: [], now: T0 };
-    expect(() => prepareCheck({ ...base, cost: 0 })).toThrow(RangeError);
-    expect(() => prepareCheck({ ...base, cost: 1.5 })).toThrow(RangeError);
-    expect(() => prepareCheck({ ...base, cost: 1, now: NaN })).toThrow(RangeError);
-    const r = { name: 'a', limit: 1, periodMs: 1000, burst: 0 };
-    expect(() => prepareCheck({ ...base, cost: 1, rateLimits: [r, r] })).toThrow(/unique/);
-    expect(() => prepareCheck({ ...base, cost: 1, credits: { initial: -1 } })).toThrow(RangeError);
-    expect(prepareCheck({ ...base, cost: 1, now: T0 + 0.9 }).now).toBe(T0);
+  it('refuses requests it cannot compute (rules: limit-rules.test.ts), and floors the time to whole ms', () => {
+    const base = { keyId: 'k', limits: compileLimits([]), now: T0 };
+    expect(() => requestTime({ ...base, cost: 0 })).toThrow(RangeError);
+    expect(() => requestTime({ ...base, cost: 1.5 })).toThrow(RangeError);
+    expect(() => requestTime({ ...base, cost: 1, now: NaN })).toThrow(RangeError);
+    expect(() => requestTime({ ...base, cost: 1, keyId: '' })).toThrow(RangeError);
+    expect(requestTime({ ...base, cost: 1, now: T0 + 0.9 })).toBe(T0);
   });
 });
 
@@ -403,20 +395,15 @@ describe('credits', () => {
   });
 
   it('decide: rate limits first, then credits; a refusal writes nothing', () => {
-    const base = {
-      keyId: 'k',
-      now: T0,
-      rateLimits: [{ name: 'a', limit: 10, periodMs: 1000, burst: 9 }],
-      credits: { initial: 5 },
-    };
-    const ok = decide(prepareCheck({ ...base, cost: 5 }), [undefined], undefined);
+    const limits = compileLimits([{ name: 'a', limit: 10, periodMs: 1000, burst: 9 }], { initial: 5 });
+    const ok = decide(limits, 5, T0, [undefined], undefined);
     expect(ok.result).toEqual({
       allowed: true,
       rateLimits: [{ name: 'a', limit: 10, remaining: 5, resetAt: T0 + 500 }],
       creditsRemaining: 0,
     });
     expect(ok.write).toEqual({ tats: [{ ms: T0 + 500, frac: 0, den: 1 }], credits: { remaining: 0, setAt: T0 } });
-    const short = decide(prepareCheck({ ...base, cost: 6 }), [undefined], undefined);
+    const short = decide(limits, 6, T0, [undefined], undefined);
     expect(short).toEqual({
       result: {
         allowed: false,
@@ -425,7 +412,7 @@ describe('credits', () => {
         creditsRemaining: 5,
       },
     });
-    const limited = decide(prepareCheck({ ...base, cost: 11 }), [undefined], { remaining: 100, setAt: 0 });
+    const limited = decide(limits, 11, T0, [undefined], { remaining: 100, setAt: 0 });
     expect(limited.write).toBeUndefined();
     expect(limited.result.denied).toEqual({ kind: 'rate_limit', name: 'a' });
   });

@@ -1,16 +1,16 @@
 import { MemoryLimiter } from '../../../../src/adapters/limits/memory-limiter';
+import { compileLimits } from '../../../../src/domain/limit-rules';
+import type { CreditRule, RateLimitRule } from '../../../../src/domain/policy';
 import type { LimitCheck } from '../../../../src/ports/limiter';
 
 const T0 = Date.UTC(2025, 0, 1);
 const perSecond = { name: 's', limit: 10, periodMs: 1000, burst: 1 };
 const perHour = { name: 'h', limit: 100, periodMs: 3_600_000, burst: 0 };
-const check = (keyId: string, now: number, extra: Partial<LimitCheck> = {}): LimitCheck => ({
-  keyId,
-  cost: 1,
-  rateLimits: [perSecond],
-  now,
-  ...extra,
-});
+const check = (
+  keyId: string,
+  now: number,
+  { cost = 1, rateLimits = [perSecond], credits }: { cost?: number; rateLimits?: RateLimitRule[]; credits?: CreditRule } = {},
+): LimitCheck => ({ keyId, cost, limits: compileLimits(rateLimits, credits), now });
 
 describe('MemoryLimiter (specific to memory; the shared behaviour is in limiter.contract.ts)', () => {
   it('drops a key’s rate-limit state once its slowest limit is full again', async () => {
