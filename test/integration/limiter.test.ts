@@ -170,6 +170,29 @@ describe('RedisLimiter on Redis', () => {
     sent.mockRestore();
   });
 
+  it('sends CHECK the same arguments as earlier versions (sidecars of several versions share the state)', async () => {
+    const redis = createRedisClient(server.url);
+    await waitUntilReady(redis);
+    const limiter = new RedisLimiter({ redis });
+    limiters.push(limiter);
+    const keyId = `key_${randomUUID()}`;
+    const { rates, credits } = limiter.keysOf(keyId);
+    const sent = jest.spyOn(redis, 'sendCommand');
+    const three: RateLimitRule = { name: 'three', limit: 3, periodMs: 1000, burst: 1 };
+    const monthly: CreditRule = { initial: 50, refill: { period: 'monthly', amount: 9 } };
+    await limiter.check(toCheck({ keyId, cost: 2, rateLimits: [perSecond, three], credits: monthly, now: T0 + 0.5 }));
+    await limiter.check(toCheck({ keyId, cost: 1, rateLimits: [perDay], now: T0 }));
+    await limiter.check(toCheck({ keyId, cost: 3, rateLimits: [], credits: { initial: 7 }, now: T0 }));
+    const argv = sent.mock.calls.filter(([c]) => c.name === 'evalsha').map(([c]) => c.args.slice(1));
+    sent.mockRestore();
+    // now, cost, n, margin; per rule name, num, den, cap; has credits, initial, refill start, refill amount
+    expect(argv).toEqual([
+      ['2', rates, credits, String(T0), '2', '2', '60000', 'per-second', '100', '1', '500', 'three', '1000', '3', '2000', '1', '50', String(Date.UTC(2025, 6, 1)), '9'],
+      ['2', rates, credits, String(T0), '1', '1', '60000', 'per-day', '86400', '1', '86400', '0', '0', '', '0'],
+      ['2', rates, credits, String(T0), '3', '0', '60000', '1', '7', '', '0'],
+    ]);
+  });
+
   it('writes the commands of one event-loop turn in one socket write (batchWrites), each alone without it', async () => {
     for (const batchWrites of [true, false]) {
       const redis = createRedisClient(server.url);
