@@ -1,6 +1,21 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { TimedEvent } from '@opentelemetry/sdk-trace-base';
-import { BATCH_NONE, type EncodedSpanBatch, PARENT_NONE, PARENT_REMOTE, SPAN_FIXED, VALUE_FALSE, VALUE_NUMBER, VALUE_STRING, VALUE_TRUE, type PlainLink } from './span-batch-codec';
+import {
+  ATTRIBUTE,
+  ATTRIBUTE_NUMBERS,
+  BATCH_NONE,
+  FIRST_ATTRIBUTE,
+  PARENT_NONE,
+  PARENT_REMOTE,
+  SPAN,
+  spanNumbers,
+  VALUE_FALSE,
+  VALUE_NUMBER,
+  VALUE_STRING,
+  VALUE_TRUE,
+  type EncodedSpanBatch,
+  type PlainLink,
+} from './span-batch-codec';
 
 /*
  * The OTLP ExportTraceServiceRequest protobuf, written straight from an encoded span batch
@@ -313,12 +328,14 @@ export function encodeTraceRequest(batch: EncodedSpanBatch): Uint8Array {
   const groups = new Map<number, Map<number, number[]>>();
   let n = 0;
   for (let i = 0; i < batch.count; i++) {
-    let scopes = groups.get(x[n]);
-    if (scopes === undefined) groups.set(x[n], (scopes = new Map()));
-    let spans = scopes.get(x[n + 1]);
-    if (spans === undefined) scopes.set(x[n + 1], (spans = []));
+    const resource = x[n + SPAN.resource];
+    let scopes = groups.get(resource);
+    if (scopes === undefined) groups.set(resource, (scopes = new Map()));
+    const scope = x[n + SPAN.scope];
+    let spans = scopes.get(scope);
+    if (spans === undefined) scopes.set(scope, (spans = []));
     spans.push(n, i);
-    n += SPAN_FIXED + 1 + 3 * x[n + SPAN_FIXED];
+    n += spanNumbers(x[n + SPAN.attributeCount]);
   }
 
   const ids = idBytes(batch);
@@ -395,36 +412,37 @@ export function encodeTraceRequest(batch: EncodedSpanBatch): Uint8Array {
     w.idBytes(ids, idAt, 16);
     w.tag(2, WIRE_LEN);
     w.idBytes(ids, idAt + 16, 8);
-    const traceState = x[n + 6];
+    const traceState = x[n + SPAN.traceState];
     if (traceState !== BATCH_NONE && strings[traceState] !== '') {
       w.tag(3, WIRE_LEN);
       w.bytes(text(traceState));
     }
-    const parentKind = x[n + 5];
+    const parentKind = x[n + SPAN.parent];
     if (parentKind !== PARENT_NONE) {
       w.tag(4, WIRE_LEN);
       w.idBytes(ids, idAt + 24, 8);
     }
     w.tag(5, WIRE_LEN);
-    w.bytes(text(x[n + 2]));
+    w.bytes(text(x[n + SPAN.name]));
     w.tag(6, WIRE_VARINT); // API kinds count from 0, OTLP's from 1 (0 is unspecified)
-    w.uint32(x[n + 3] + 1);
+    w.uint32(x[n + SPAN.kind] + 1);
     w.tag(7, WIRE_FIXED64);
-    w.hrTime(x[n + 7], x[n + 8]);
+    w.hrTime(x[n + SPAN.startSeconds], x[n + SPAN.startNanos]);
     w.tag(8, WIRE_FIXED64);
-    w.hrTime(x[n + 9], x[n + 10]);
-    const attributeCount = x[n + SPAN_FIXED];
-    for (let a = n + SPAN_FIXED + 1, last = a + 3 * attributeCount; a < last; a += 3) {
-      const type = x[a + 1];
-      const v = x[a + 2];
+    w.hrTime(x[n + SPAN.endSeconds], x[n + SPAN.endNanos]);
+    const attributeCount = x[n + SPAN.attributeCount];
+    for (let a = n + FIRST_ATTRIBUTE, last = a + ATTRIBUTE_NUMBERS * attributeCount; a < last; a += ATTRIBUTE_NUMBERS) {
+      const key = x[a + ATTRIBUTE.key];
+      const type = x[a + ATTRIBUTE.type];
+      const v = x[a + ATTRIBUTE.value];
       if (type === VALUE_STRING) {
-        w.raw(stringAttr(x[a], v));
+        w.raw(stringAttr(key, v));
         continue;
       }
       w.tag(9, WIRE_LEN);
       const kv = w.begin();
       w.tag(1, WIRE_LEN);
-      w.bytes(text(x[a]));
+      w.bytes(text(key));
       w.tag(2, WIRE_LEN);
       const any = w.begin();
       if (type === VALUE_NUMBER) writeNumber(w, v);
@@ -435,28 +453,28 @@ export function encodeTraceRequest(batch: EncodedSpanBatch): Uint8Array {
       w.end(any);
       w.end(kv);
     }
-    w.tag(10, WIRE_VARINT);
-    w.uint32(x[n + 13]);
-    const events = x[n + 16];
+    w.tag(10, WIRE_VARINT); // dropped_attributes_count
+    w.uint32(x[n + SPAN.droppedAttributes]);
+    const events = x[n + SPAN.events];
     if (events !== BATCH_NONE) for (const e of values[events] as TimedEvent[]) writeEvent(w, e);
-    w.tag(12, WIRE_VARINT);
-    w.uint32(x[n + 14]);
-    const links = x[n + 17];
+    w.tag(12, WIRE_VARINT); // dropped_events_count
+    w.uint32(x[n + SPAN.droppedEvents]);
+    const links = x[n + SPAN.links];
     if (links !== BATCH_NONE) for (const l of values[links] as PlainLink[]) writeLink(w, l);
-    w.tag(14, WIRE_VARINT);
-    w.uint32(x[n + 15]);
+    w.tag(14, WIRE_VARINT); // dropped_links_count
+    w.uint32(x[n + SPAN.droppedLinks]);
     w.tag(15, WIRE_LEN);
     const status = w.begin();
-    const message = x[n + 12];
+    const message = x[n + SPAN.statusMessage];
     if (message !== BATCH_NONE && strings[message] !== '') {
       w.tag(2, WIRE_LEN);
       w.bytes(text(message));
     }
     w.tag(3, WIRE_VARINT);
-    w.uint32(x[n + 11]);
+    w.uint32(x[n + SPAN.statusCode]);
     w.end(status);
     w.tag(16, WIRE_FIXED32);
-    w.fixed32(flags(x[n + 4], parentKind === PARENT_REMOTE));
+    w.fixed32(flags(x[n + SPAN.traceFlags], parentKind === PARENT_REMOTE));
     w.endReserved(span, 2);
   }
 }

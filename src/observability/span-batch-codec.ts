@@ -31,7 +31,6 @@ export interface EncodedSpanBatch {
   readonly scopes: InstrumentationScope[];
 }
 
-/** Layout of a span in `numbers` (read by otlp-trace-request.ts): see `add`. */
 export const BATCH_NONE = -1;
 export const PARENT_NONE = 0;
 export const PARENT_LOCAL = 1;
@@ -41,8 +40,54 @@ export const VALUE_NUMBER = 1;
 export const VALUE_TRUE = 2;
 export const VALUE_FALSE = 3;
 export const VALUE_OTHER = 4;
-/** Numbers before a span's attribute count; then (key, value type, value) per attribute. */
-export const SPAN_FIXED = 18;
+
+/**
+ * The layout of a span in `numbers`, the one place it is defined: each field's offset from the
+ * span's first number, written by SpanBatchEncoder and read by otlp-trace-request.ts. Indexes into
+ * `strings` or `values` are BATCH_NONE when absent. The attribute count comes last, followed by
+ * each attribute as laid out in ATTRIBUTE.
+ */
+export const SPAN = {
+  resource: 0,
+  scope: 1,
+  name: 2,
+  kind: 3,
+  traceFlags: 4,
+  /** PARENT_NONE, PARENT_LOCAL or PARENT_REMOTE. */
+  parent: 5,
+  traceState: 6,
+  startSeconds: 7,
+  startNanos: 8,
+  endSeconds: 9,
+  endNanos: 10,
+  statusCode: 11,
+  statusMessage: 12,
+  droppedAttributes: 13,
+  droppedEvents: 14,
+  droppedLinks: 15,
+  /** Index into `values` of the span's events (TimedEvent[]). */
+  events: 16,
+  /** Index into `values` of the span's links (PlainLink[]). */
+  links: 17,
+  attributeCount: 18,
+} as const;
+
+/** An attribute after the span's count: key (a string index), value type (VALUE_*), value. */
+export const ATTRIBUTE = {
+  key: 0,
+  type: 1,
+  /** The number itself, a string index (VALUE_STRING), 0 (booleans) or a `values` index (VALUE_OTHER). */
+  value: 2,
+} as const;
+export const ATTRIBUTE_NUMBERS = 3;
+/** Offset of a span's first attribute. */
+export const FIRST_ATTRIBUTE = SPAN.attributeCount + 1;
+
+/** How many numbers a span with `attributes` attributes takes. */
+export function spanNumbers(attributes: number): number {
+  return FIRST_ATTRIBUTE + ATTRIBUTE_NUMBERS * attributes;
+}
+
 const NO_PARENT = '0000000000000000';
 
 export interface PlainLink {
@@ -76,33 +121,34 @@ export class SpanBatchEncoder {
   add(span: ReadableSpan): void {
     const attrs = span.attributes;
     const keys = Object.keys(attrs);
-    this.reserve(SPAN_FIXED + 1 + keys.length * 3);
+    this.reserve(spanNumbers(keys.length));
     const x = this.numbers;
-    let n = this.n;
+    const n = this.n;
     const sc = span.spanContext();
     const parent = span.parentSpanContext;
     this.ids.push(sc.traceId, sc.spanId, parent === undefined ? NO_PARENT : parent.spanId);
-    x[n++] = this.resource(span.resource);
-    x[n++] = this.scope(span.instrumentationScope);
-    x[n++] = this.str(span.name);
-    x[n++] = span.kind;
-    x[n++] = sc.traceFlags;
-    x[n++] = parent === undefined ? PARENT_NONE : parent.isRemote ? PARENT_REMOTE : PARENT_LOCAL;
-    x[n++] = sc.traceState === undefined ? BATCH_NONE : this.str(sc.traceState.serialize());
-    x[n++] = span.startTime[0];
-    x[n++] = span.startTime[1];
-    x[n++] = span.endTime[0];
-    x[n++] = span.endTime[1];
-    x[n++] = span.status.code;
-    x[n++] = span.status.message === undefined ? BATCH_NONE : this.str(span.status.message);
-    x[n++] = span.droppedAttributesCount;
-    x[n++] = span.droppedEventsCount;
-    x[n++] = span.droppedLinksCount;
-    x[n++] = span.events.length === 0 ? BATCH_NONE : this.value(span.events.map(plainEvent));
-    x[n++] = span.links.length === 0 ? BATCH_NONE : this.value(span.links.map(plainLink));
-    x[n++] = keys.length;
-    for (const k of keys) n = this.attribute(n, k, attrs[k]);
-    this.n = n;
+    x[n + SPAN.resource] = this.resource(span.resource);
+    x[n + SPAN.scope] = this.scope(span.instrumentationScope);
+    x[n + SPAN.name] = this.str(span.name);
+    x[n + SPAN.kind] = span.kind;
+    x[n + SPAN.traceFlags] = sc.traceFlags;
+    x[n + SPAN.parent] = parent === undefined ? PARENT_NONE : parent.isRemote ? PARENT_REMOTE : PARENT_LOCAL;
+    x[n + SPAN.traceState] = sc.traceState === undefined ? BATCH_NONE : this.str(sc.traceState.serialize());
+    x[n + SPAN.startSeconds] = span.startTime[0];
+    x[n + SPAN.startNanos] = span.startTime[1];
+    x[n + SPAN.endSeconds] = span.endTime[0];
+    x[n + SPAN.endNanos] = span.endTime[1];
+    x[n + SPAN.statusCode] = span.status.code;
+    x[n + SPAN.statusMessage] = span.status.message === undefined ? BATCH_NONE : this.str(span.status.message);
+    x[n + SPAN.droppedAttributes] = span.droppedAttributesCount;
+    x[n + SPAN.droppedEvents] = span.droppedEventsCount;
+    x[n + SPAN.droppedLinks] = span.droppedLinksCount;
+    x[n + SPAN.events] = span.events.length === 0 ? BATCH_NONE : this.value(span.events.map(plainEvent));
+    x[n + SPAN.links] = span.links.length === 0 ? BATCH_NONE : this.value(span.links.map(plainLink));
+    x[n + SPAN.attributeCount] = keys.length;
+    let a = n + FIRST_ATTRIBUTE;
+    for (const k of keys) a = this.attribute(a, k, attrs[k]);
+    this.n = a;
     this.spans++;
   }
 
@@ -110,55 +156,61 @@ export class SpanBatchEncoder {
   addLight(span: LightSpan): void {
     const keys = span.keys;
     const values = span.values;
-    this.reserve(SPAN_FIXED + 1 + keys.length * 3);
+    this.reserve(spanNumbers(keys.length));
     const x = this.numbers;
-    let n = this.n;
+    const n = this.n;
     const sc = span.context;
     const parent = span.parent;
     this.ids.push(sc.traceId, sc.spanId, parent === undefined ? NO_PARENT : parent.spanId);
-    x[n++] = this.resource(span.resource);
-    x[n++] = this.scope(span.scope);
-    x[n++] = this.str(span.name);
-    x[n++] = span.kind;
-    x[n++] = sc.traceFlags;
-    x[n++] = parent === undefined ? PARENT_NONE : parent.isRemote ? PARENT_REMOTE : PARENT_LOCAL;
-    x[n++] = sc.traceState === undefined ? BATCH_NONE : this.str(sc.traceState.serialize());
-    n = hrTimeOf(x, n, span.startMillis);
-    n = hrTimeOf(x, n, span.endMillis);
-    x[n++] = span.status.code;
-    x[n++] = span.status.message === undefined ? BATCH_NONE : this.str(span.status.message);
-    x[n++] = span.droppedAttributes;
-    x[n++] = 0;
-    x[n++] = 0;
-    x[n++] = span.events === undefined ? BATCH_NONE : this.value(span.events.map(plainEvent));
-    x[n++] = span.links === undefined ? BATCH_NONE : this.value(span.links.map(plainLink));
-    x[n++] = keys.length;
-    for (let i = 0; i < keys.length; i++) n = this.attribute(n, keys[i], values[i]);
-    this.n = n;
+    x[n + SPAN.resource] = this.resource(span.resource);
+    x[n + SPAN.scope] = this.scope(span.scope);
+    x[n + SPAN.name] = this.str(span.name);
+    x[n + SPAN.kind] = span.kind;
+    x[n + SPAN.traceFlags] = sc.traceFlags;
+    x[n + SPAN.parent] = parent === undefined ? PARENT_NONE : parent.isRemote ? PARENT_REMOTE : PARENT_LOCAL;
+    x[n + SPAN.traceState] = sc.traceState === undefined ? BATCH_NONE : this.str(sc.traceState.serialize());
+    hrTimeOf(x, n + SPAN.startSeconds, n + SPAN.startNanos, span.startMillis);
+    hrTimeOf(x, n + SPAN.endSeconds, n + SPAN.endNanos, span.endMillis);
+    x[n + SPAN.statusCode] = span.status.code;
+    x[n + SPAN.statusMessage] = span.status.message === undefined ? BATCH_NONE : this.str(span.status.message);
+    x[n + SPAN.droppedAttributes] = span.droppedAttributes;
+    x[n + SPAN.droppedEvents] = 0;
+    x[n + SPAN.droppedLinks] = 0;
+    x[n + SPAN.events] = span.events === undefined ? BATCH_NONE : this.value(span.events.map(plainEvent));
+    x[n + SPAN.links] = span.links === undefined ? BATCH_NONE : this.value(span.links.map(plainLink));
+    x[n + SPAN.attributeCount] = keys.length;
+    let a = n + FIRST_ATTRIBUTE;
+    for (let i = 0; i < keys.length; i++) a = this.attribute(a, keys[i], values[i]);
+    this.n = a;
     this.spans++;
   }
 
-  private attribute(n: number, k: string, v: unknown): number {
+  /** Writes an attribute at `at`; returns where the next one goes. */
+  private attribute(at: number, k: string, v: unknown): number {
     const x = this.numbers;
-    x[n++] = this.str(k);
+    x[at + ATTRIBUTE.key] = this.str(k);
+    let type: number;
+    let value: number;
     switch (typeof v) {
       case 'string':
-        x[n++] = VALUE_STRING;
-        x[n++] = this.str(v);
+        type = VALUE_STRING;
+        value = this.str(v);
         break;
       case 'number':
-        x[n++] = VALUE_NUMBER;
-        x[n++] = v;
+        type = VALUE_NUMBER;
+        value = v;
         break;
       case 'boolean':
-        x[n++] = v ? VALUE_TRUE : VALUE_FALSE;
-        x[n++] = 0;
+        type = v ? VALUE_TRUE : VALUE_FALSE;
+        value = 0;
         break;
       default:
-        x[n++] = VALUE_OTHER;
-        x[n++] = this.value(v);
+        type = VALUE_OTHER;
+        value = this.value(v);
     }
-    return n;
+    x[at + ATTRIBUTE.type] = type;
+    x[at + ATTRIBUTE.value] = value;
+    return at + ATTRIBUTE_NUMBERS;
   }
 
   /** The batch; the encoder must not be used afterwards. */
@@ -213,17 +265,16 @@ export class SpanBatchEncoder {
   }
 }
 
-/** [seconds, nanos] of epoch milliseconds into x at n (the SDK's millisToHrTime, without the array). */
-function hrTimeOf(x: Float64Array, n: number, ms: number): number {
+/** [seconds, nanos] of epoch milliseconds into x (the SDK's millisToHrTime, without the array). */
+function hrTimeOf(x: Float64Array, secondsAt: number, nanosAt: number, ms: number): void {
   let seconds = Math.trunc(ms / 1000);
   let nanos = Math.round((ms - seconds * 1000) * 1e6);
   if (nanos >= 1e9) {
     seconds += 1;
     nanos -= 1e9;
   }
-  x[n] = seconds;
-  x[n + 1] = nanos;
-  return n + 2;
+  x[secondsAt] = seconds;
+  x[nanosAt] = nanos;
 }
 
 function plainEvent(e: TimedEvent): TimedEvent {

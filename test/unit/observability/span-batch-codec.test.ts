@@ -6,7 +6,7 @@ import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor, type Rea
 import { generateKey } from '../../../src/domain/key-format';
 import { createRedactor } from '../../../src/observability/log-redaction';
 import { encodeTraceRequest } from '../../../src/observability/otlp-trace-request';
-import { SpanBatchEncoder } from '../../../src/observability/span-batch-codec';
+import { SPAN, SpanBatchEncoder } from '../../../src/observability/span-batch-codec';
 import { redactBatch } from '../../../src/observability/span-redaction';
 import { seededBytes } from '../helpers/bytes';
 
@@ -98,6 +98,14 @@ describe('SpanBatchEncoder / encodeTraceRequest', () => {
     expect(batch.count).toBe(50);
     expect(batch.strings.filter((s) => s === 'keyward.v1.KeyService/ValidateKey')).toHaveLength(1);
     expect(batch.ids).toHaveLength(50 * 64);
+  });
+});
+
+describe('span layout', () => {
+  it('gives each fixed number of a span its own offset, 0 to the attribute count, which comes last', () => {
+    const offsets = Object.values(SPAN).sort((a, b) => a - b);
+    expect(offsets).toEqual(offsets.map((_, i) => i));
+    expect(SPAN.attributeCount).toBe(offsets.length - 1);
   });
 });
 
