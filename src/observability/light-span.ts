@@ -68,6 +68,9 @@ export class LightSpan implements Span {
   droppedAttributes = 0;
   events: TimedEvent[] | undefined;
   links: Link[] | undefined;
+  /** Events and links refused past the caps (the first 128 stay, where the SDK keeps the last 128): OTLP's dropped counts. */
+  droppedEvents = 0;
+  droppedLinks = 0;
   status: SpanStatus = { code: 0 };
   endMillis = 0;
   private ended = false;
@@ -105,7 +108,11 @@ export class LightSpan implements Span {
   }
 
   addEvent(name: string, attributesOrTime?: Attributes | TimeInput, time?: TimeInput): this {
-    if (this.ended || (this.events?.length ?? 0) >= MAX_EVENTS) return this;
+    if (this.ended) return this;
+    if ((this.events?.length ?? 0) >= MAX_EVENTS) {
+      this.droppedEvents++;
+      return this;
+    }
     const isTime = isTimeInput(attributesOrTime);
     const attributes = isTime ? {} : sanitizeAttributes(attributesOrTime);
     const at = epochMillis(isTime ? (attributesOrTime as TimeInput) : time);
@@ -114,7 +121,9 @@ export class LightSpan implements Span {
   }
 
   addLink(link: Link): this {
-    if (!this.ended && (this.links?.length ?? 0) < MAX_LINKS) (this.links ??= []).push(link);
+    if (this.ended) return this;
+    if ((this.links?.length ?? 0) < MAX_LINKS) (this.links ??= []).push(link);
+    else this.droppedLinks++;
     return this;
   }
 

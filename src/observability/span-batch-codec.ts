@@ -174,8 +174,8 @@ export class SpanBatchEncoder {
     x[n + SPAN.statusCode] = span.status.code;
     x[n + SPAN.statusMessage] = span.status.message === undefined ? BATCH_NONE : this.str(span.status.message);
     x[n + SPAN.droppedAttributes] = span.droppedAttributes;
-    x[n + SPAN.droppedEvents] = 0;
-    x[n + SPAN.droppedLinks] = 0;
+    x[n + SPAN.droppedEvents] = span.droppedEvents;
+    x[n + SPAN.droppedLinks] = span.droppedLinks;
     x[n + SPAN.events] = span.events === undefined ? BATCH_NONE : this.value(span.events.map(plainEvent));
     x[n + SPAN.links] = span.links === undefined ? BATCH_NONE : this.value(span.links.map(plainLink));
     x[n + SPAN.attributeCount] = keys.length;

@@ -42,8 +42,11 @@ const descriptor = {
             startTimeUnixNano: { type: 'fixed64', id: 7 },
             endTimeUnixNano: { type: 'fixed64', id: 8 },
             attributes: { rule: 'repeated', type: 'KeyValue', id: 9 },
+            droppedAttributesCount: { type: 'uint32', id: 10 },
             events: { rule: 'repeated', type: 'Event', id: 11 },
+            droppedEventsCount: { type: 'uint32', id: 12 },
             links: { rule: 'repeated', type: 'Link', id: 13 },
+            droppedLinksCount: { type: 'uint32', id: 14 },
             status: { type: 'Status', id: 15 },
             flags: { type: 'fixed32', id: 16 },
           },
@@ -104,6 +107,11 @@ export interface ReceivedSpan {
   events: { name: string; attributes: Record<string, AttributeValue> }[];
   links: { traceId: string; spanId: string; attributes: Record<string, AttributeValue> }[];
   status: { code: number; message: string };
+  /** Start and end, Unix epoch milliseconds (from the nanoseconds sent, to about a microsecond). */
+  startMs: number;
+  endMs: number;
+  /** dropped_attributes_count, dropped_events_count, dropped_links_count. */
+  dropped: { attributes: number; events: number; links: number };
   scope: string;
   /** `service.name` of the resource that sent it. */
   service: string;
@@ -142,6 +150,9 @@ function attributes(kvs: KeyValueMsg[] | undefined): Record<string, AttributeVal
   return out;
 }
 
+/** Nanoseconds (fixed64: a number or a Long) as milliseconds. */
+const nanosToMs = (v: number | { toNumber(): number } | undefined): number => (v === undefined ? 0 : (typeof v === 'number' ? v : v.toNumber()) / 1e6);
+
 const hex = (b: Uint8Array | undefined): string => (b && b.length > 0 ? Buffer.from(b).toString('hex') : '');
 
 /** Decodes one ExportTraceServiceRequest body into flat spans. */
@@ -157,7 +168,12 @@ export function decodeTraces(body: Uint8Array): ReceivedSpan[] {
           parentSpanId?: Uint8Array;
           name?: string;
           kind?: number;
+          startTimeUnixNano?: number | { toNumber(): number };
+          endTimeUnixNano?: number | { toNumber(): number };
           attributes?: KeyValueMsg[];
+          droppedAttributesCount?: number;
+          droppedEventsCount?: number;
+          droppedLinksCount?: number;
           events?: { name?: string; attributes?: KeyValueMsg[] }[];
           links?: { traceId?: Uint8Array; spanId?: Uint8Array; attributes?: KeyValueMsg[] }[];
           status?: { code?: number; message?: string };
@@ -180,6 +196,9 @@ export function decodeTraces(body: Uint8Array): ReceivedSpan[] {
           events: (s.events ?? []).map((e) => ({ name: e.name ?? '', attributes: attributes(e.attributes) })),
           links: (s.links ?? []).map((l) => ({ traceId: hex(l.traceId), spanId: hex(l.spanId), attributes: attributes(l.attributes) })),
           status: { code: s.status?.code ?? 0, message: s.status?.message ?? '' },
+          startMs: nanosToMs(s.startTimeUnixNano),
+          endMs: nanosToMs(s.endTimeUnixNano),
+          dropped: { attributes: s.droppedAttributesCount ?? 0, events: s.droppedEventsCount ?? 0, links: s.droppedLinksCount ?? 0 },
           scope: ss.scope?.name ?? '',
           service: String(resource['service.name'] ?? ''),
           resource,

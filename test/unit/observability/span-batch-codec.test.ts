@@ -1,13 +1,16 @@
-import { SpanKind, SpanStatusCode, TraceFlags, trace, ROOT_CONTEXT } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, TraceFlags, trace, ROOT_CONTEXT, type Span } from '@opentelemetry/api';
 import { TraceState } from '@opentelemetry/core';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
+import { AlwaysOnSampler, RandomIdGenerator } from '@opentelemetry/sdk-trace-base';
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
 import { generateKey } from '../../../src/domain/key-format';
+import { LightSpanStarter, type LightSpan } from '../../../src/observability/light-span';
 import { createRedactor } from '../../../src/observability/log-redaction';
 import { encodeTraceRequest } from '../../../src/observability/otlp-trace-request';
 import { SPAN, SpanBatchEncoder } from '../../../src/observability/span-batch-codec';
 import { redactBatch } from '../../../src/observability/span-redaction';
+import { decodeTraces } from '../../support/otlp-receiver';
 import { seededBytes } from '../helpers/bytes';
 
 const sdkBytes = (spans: ReadableSpan[]): Buffer => Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)!);
@@ -106,6 +109,51 @@ describe('span layout', () => {
     const offsets = Object.values(SPAN).sort((a, b) => a - b);
     expect(offsets).toEqual(offsets.map((_, i) => i));
     expect(SPAN.attributeCount).toBe(offsets.length - 1);
+  });
+});
+
+describe('dropped attribute, event and link counts', () => {
+  /** 130 attributes, 200 events and 150 links: over the 128 each that spans keep. */
+  const overfill = (span: Span) => {
+    for (let i = 0; i < 130; i++) span.setAttribute(`a${i}`, i);
+    for (let i = 0; i < 200; i++) span.addEvent(`e${i}`);
+    for (let i = 0; i < 150; i++) span.addLink({ context: span.spanContext() });
+  };
+
+  it('reaches the OTLP span for keyward\'s light server spans', () => {
+    const ended: LightSpan[] = [];
+    const starter = new LightSpanStarter({
+      sampler: new AlwaysOnSampler(),
+      idGenerator: new RandomIdGenerator(),
+      sink: { onEndLight: (s) => ended.push(s) },
+      resource: resourceFromAttributes({ 'service.name': 'codec-test' }),
+      scope: { name: 'keyward' },
+    });
+    const span = starter.start('keyward.v1.KeyService/ValidateKey', {}, ROOT_CONTEXT);
+    overfill(span);
+    span.end();
+    const encoder = new SpanBatchEncoder();
+    encoder.addLight(ended[0]);
+    const [otlp] = decodeTraces(encodeTraceRequest(structuredClone(encoder.finish())));
+    expect(Object.keys(otlp.attributes)).toHaveLength(128);
+    expect(otlp.events).toHaveLength(128);
+    expect(otlp.links).toHaveLength(128);
+    expect(otlp.dropped).toEqual({ attributes: 2, events: 72, links: 22 });
+  });
+
+  it('reaches the OTLP span for SDK spans, byte for byte as the SDK writes them', async () => {
+    const exporter = new InMemorySpanExporter();
+    const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    const span = provider.getTracer('t').startSpan('busy');
+    overfill(span);
+    span.end();
+    const spans = exporter.getFinishedSpans();
+    await provider.shutdown();
+    const encoder = new SpanBatchEncoder();
+    encoder.add(spans[0]);
+    const ours = encodeTraceRequest(structuredClone(encoder.finish()));
+    expect(Buffer.from(ours)).toEqual(sdkBytes(spans));
+    expect(decodeTraces(ours)[0].dropped).toEqual({ attributes: 2, events: 72, links: 22 });
   });
 });
 
