@@ -4,7 +4,7 @@ import { startRedis, type RedisServerHandle } from '../test/support/redis-server
 import { createKeyWithId, expectValid, validationRequest, type BenchContext } from './context';
 import { adminPb, keyServicePb } from './dist-modules';
 import { grpcFrame, writeFrameFile } from './grpc-frame';
-import { interleaved } from './interleaved';
+import { interleavedFresh } from './interleaved';
 import { scrapeCounter } from './metrics-scrape';
 import { THROUGHPUT_HEADER, int, pairedRatio, ratio, throughputRow } from './report-format';
 import type { ThroughputRun } from './results';
@@ -19,7 +19,8 @@ import { url } from './unary-bench';
  * (events in-process). Each answers cached ValidateKey for its own key under the unary h2load
  * load, interleaved. During every run the measured sidecar also changes another key
  * EVENTS_PER_SECOND times a second (UpdateKey, one key.updated event each), so events really flow
- * while it validates: through NATS, or in-process.
+ * while it validates: through NATS, or in-process. Sidecars and their redis-servers are started
+ * anew for every rep (`interleavedFresh`); the nats-server stays.
  */
 export interface EventsOverheadResults {
   embedded: ThroughputRun;
@@ -35,59 +36,78 @@ const SERVICE = 'bench-events';
 
 export async function benchEventsOverhead(ctx: BenchContext): Promise<EventsOverheadResults> {
   const nats = await startNats();
-  const redises: RedisServerHandle[] = [];
-  const sidecars: KeywardProcess[] = [];
+  const updates = { embedded: 0, nats: 0 };
+  const published = { embedded: 0, nats: 0 };
   try {
-    redises.push(await startRedis(), await startRedis());
-    const embedded = await startKeyward('keyward-events-embedded', { env: { KEYWARD_REDIS_URL: redises[0].url } });
-    sidecars.push(embedded);
-    const withNats = await startKeyward('keyward-events-nats', { env: { KEYWARD_REDIS_URL: redises[1].url, KEYWARD_NATS_URL: nats.url } });
-    sidecars.push(withNats);
+    const runs = await interleavedFresh(ctx, 'events overhead', async () => {
+      const redises: RedisServerHandle[] = [];
+      const sidecars: KeywardProcess[] = [];
+      const stop = async (): Promise<void> => {
+        await Promise.all(sidecars.map((kw) => kw.stop()));
+        await Promise.all(redises.map((r) => r.stop()));
+      };
+      try {
+        redises.push(await startRedis(), await startRedis());
+        const embedded = await startKeyward('keyward-events-embedded', { env: { KEYWARD_REDIS_URL: redises[0].url } });
+        sidecars.push(embedded);
+        const withNats = await startKeyward('keyward-events-nats', { env: { KEYWARD_REDIS_URL: redises[1].url, KEYWARD_NATS_URL: nats.url } });
+        sidecars.push(withNats);
 
-    const prepare = async (kw: KeywardProcess) => {
-      const req = validationRequest((await createKeyWithId(kw, SERVICE)).secret, SERVICE);
-      const file = join(ctx.outDir, `validate-${kw.name}.bin`);
-      writeFrameFile(file, grpcFrame(keyServicePb.ValidateKeyRequest.encode(req).finish()));
-      const answer = await expectValid(kw, req);
-      const changed = (await createKeyWithId(kw, SERVICE)).id;
-      return { req, file, bytes: answer.frameBytes, events: eventSource(kw, changed) };
-    };
-    const pe = await prepare(embedded);
-    const pn = await prepare(withNats);
-
-    const runs = await interleaved(ctx, 'events overhead', [
-      {
-        key: 'embedded',
-        name: `cached ValidateKey, Redis, events in-process (${EVENTS_PER_SECOND} events/s)`,
-        serverPid: embedded.pid,
-        url: url(embedded),
-        dataFile: pe.file,
-        expectedResponseBytes: pe.bytes,
-        before: async () => pe.events.start(),
-        after: async () => pe.events.stop(),
-      },
-      {
-        key: 'nats',
-        name: `cached ValidateKey, Redis, events through NATS (${EVENTS_PER_SECOND} events/s)`,
-        serverPid: withNats.pid,
-        helper: { pid: nats.pid, name: 'nats-server' },
-        url: url(withNats),
-        dataFile: pn.file,
-        expectedResponseBytes: pn.bytes,
-        before: async () => pn.events.start(),
-        after: async () => pn.events.stop(),
-      },
-    ]);
-    await expectValid(embedded, pe.req);
-    await expectValid(withNats, pn.req);
-    const published = { embedded: await scrapeCounter(embedded, 'keyward_events_published_total'), nats: await scrapeCounter(withNats, 'keyward_events_published_total') };
+        const prepare = async (kw: KeywardProcess) => {
+          const req = validationRequest((await createKeyWithId(kw, SERVICE)).secret, SERVICE);
+          const file = join(ctx.outDir, `validate-${kw.name}.bin`);
+          writeFrameFile(file, grpcFrame(keyServicePb.ValidateKeyRequest.encode(req).finish()));
+          const answer = await expectValid(kw, req);
+          const changed = (await createKeyWithId(kw, SERVICE)).id;
+          return { req, file, bytes: answer.frameBytes, events: eventSource(kw, changed) };
+        };
+        const pe = await prepare(embedded);
+        const pn = await prepare(withNats);
+        return {
+          contenders: [
+            {
+              key: 'embedded',
+              name: `cached ValidateKey, Redis, events in-process (${EVENTS_PER_SECOND} events/s)`,
+              serverPid: embedded.pid,
+              url: url(embedded),
+              dataFile: pe.file,
+              expectedResponseBytes: pe.bytes,
+              before: async () => pe.events.start(),
+              after: async () => pe.events.stop(),
+            },
+            {
+              key: 'nats',
+              name: `cached ValidateKey, Redis, events through NATS (${EVENTS_PER_SECOND} events/s)`,
+              serverPid: withNats.pid,
+              helper: { pid: nats.pid, name: 'nats-server' },
+              url: url(withNats),
+              dataFile: pn.file,
+              expectedResponseBytes: pn.bytes,
+              before: async () => pn.events.start(),
+              after: async () => pn.events.stop(),
+            },
+          ],
+          stop: async () => {
+            await expectValid(embedded, pe.req);
+            await expectValid(withNats, pn.req);
+            const natsPublished = await scrapeCounter(withNats, 'keyward_events_published_total');
+            if (natsPublished < EVENTS_PER_SECOND) throw new Error(`the NATS sidecar published only ${natsPublished} events`);
+            published.embedded += await scrapeCounter(embedded, 'keyward_events_published_total');
+            published.nats += natsPublished;
+            updates.embedded += pe.events.made();
+            updates.nats += pn.events.made();
+            await stop();
+          },
+        };
+      } catch (err) {
+        await stop();
+        throw err;
+      }
+    });
     ctx.log(`  events published: in-process ${published.embedded}, NATS ${published.nats}`);
-    if (published.nats < EVENTS_PER_SECOND) throw new Error(`the NATS sidecar published only ${published.nats} events`);
-    const updates = { embedded: pe.events.made(), nats: pn.events.made() };
     return { embedded: runs.embedded, nats: runs.nats, eventsPerSecond: EVENTS_PER_SECOND, updates, published };
   } finally {
-    await Promise.all(sidecars.map((kw) => kw.stop()));
-    await Promise.all([nats.stop(), ...redises.map((r) => r.stop())]);
+    await nats.stop();
   }
 }
 
@@ -146,7 +166,7 @@ export const eventsOverheadScenario = defineScenario<EventsOverheadResults>({
       '',
       `Each sidecar has its own redis-server; during each run it also updated another key up to ${r.eventsPerSecond} times a second, one call at a time ` +
         `(one key.updated event each): ${int(r.updates.embedded)} and ${int(r.updates.nats)} UpdateKey calls in all. ` +
-        `Events published by the relays over the whole scenario: in-process ${int(r.published.embedded)}, NATS ${int(r.published.nats)}.`,
+        `Sidecars and their redis-servers were new in every rep. Events published by the relays over the whole scenario: in-process ${int(r.published.embedded)}, NATS ${int(r.published.nats)}.`,
     ];
   },
 });

@@ -31,30 +31,69 @@ export interface Contender {
 export type MeasuredAttempt = MeasuredRun & { disturbed: boolean };
 
 export async function interleaved(ctx: BenchContext, label: string, contenders: readonly Contender[]): Promise<Record<string, ThroughputRun>> {
-  const s = ctx.settings;
   const runs = new Map<string, MeasuredAttempt[]>(contenders.map((c) => [c.key, []]));
-  for (let rep = 1; rep <= s.reps; rep++) {
+  for (let rep = 1; rep <= ctx.settings.reps; rep++) {
     const order = rep % 2 === 1 ? contenders : [...contenders].reverse();
-    for (const c of order) {
-      ctx.log(`${label} rep ${rep}/${s.reps}: ${c.name}`);
-      const attempt = async (): Promise<MeasuredRun> => {
-        await c.before?.();
-        const r = await measure(ctx, {
-          name: c.name,
-          serverPid: c.serverPid,
-          helperPid: c.helper?.pid,
-          expectedResponseBytes: c.expectedResponseBytes,
-          h2load: { url: c.url, dataFile: c.dataFile, clients: s.h2loadClients, streams: s.h2loadStreams },
-        });
-        await c.after?.(r);
-        return r;
-      };
-      const run = await undisturbed(ctx, c.name, attempt, (r) => r.otherCores);
-      runs.get(c.key)!.push(run);
-      ctx.log(`  ${run.h2.reqPerSec.toFixed(0)} req/s (server ${run.serverCores.toFixed(2)} cores)`);
-    }
+    for (const c of order) runs.get(c.key)!.push(await measureContender(ctx, `${label} rep ${rep}/${ctx.settings.reps}`, c));
   }
   return Object.fromEntries(contenders.map((c) => [c.key, bestRun(c.name, runs.get(c.key)!, c.expectedResponseBytes, c.helper?.name)]));
+}
+
+/** The servers of one rep of `interleavedFresh`, and how to stop them once the rep is measured. */
+export interface FreshRep {
+  contenders: readonly Contender[];
+  stop(): Promise<void>;
+}
+
+/**
+ * As `interleaved`, but every rep measures new server processes (`startRep` starts them, the rep
+ * stops them). Two processes of the same build and config differ by up to ~10% in throughput
+ * on this VM (heap layout, JIT decisions, which core): measured, two "tracing off" sidecars side
+ * by side gave a median ratio of 0.91. For comparisons of keyward with keyward (tracing,
+ * events), where the targets are a few per cent, one process's luck must weigh on one rep only,
+ * and the median of the per-rep ratios then drops it like any other outlier. Contender keys and
+ * names must be the same in every rep.
+ */
+export async function interleavedFresh(ctx: BenchContext, label: string, startRep: (rep: number) => Promise<FreshRep>): Promise<Record<string, ThroughputRun>> {
+  const runs = new Map<string, MeasuredAttempt[]>();
+  let first: readonly Contender[] | undefined;
+  for (let rep = 1; rep <= ctx.settings.reps; rep++) {
+    const r = await startRep(rep);
+    try {
+      first ??= r.contenders;
+      const order = rep % 2 === 1 ? r.contenders : [...r.contenders].reverse();
+      for (const c of order) {
+        const list = runs.get(c.key) ?? [];
+        runs.set(c.key, list);
+        list.push(await measureContender(ctx, `${label} rep ${rep}/${ctx.settings.reps} (new processes)`, c));
+      }
+    } finally {
+      await r.stop();
+    }
+  }
+  if (first === undefined) throw new Error(`${label}: no rep was run`);
+  return Object.fromEntries(first.map((c) => [c.key, bestRun(c.name, runs.get(c.key)!, c.expectedResponseBytes, c.helper?.name)]));
+}
+
+/** One measured run of one contender (repeated while other processes disturbed it). */
+async function measureContender(ctx: BenchContext, label: string, c: Contender): Promise<MeasuredAttempt> {
+  const s = ctx.settings;
+  ctx.log(`${label}: ${c.name}`);
+  const attempt = async (): Promise<MeasuredRun> => {
+    await c.before?.();
+    const r = await measure(ctx, {
+      name: c.name,
+      serverPid: c.serverPid,
+      helperPid: c.helper?.pid,
+      expectedResponseBytes: c.expectedResponseBytes,
+      h2load: { url: c.url, dataFile: c.dataFile, clients: s.h2loadClients, streams: s.h2loadStreams },
+    });
+    await c.after?.(r);
+    return r;
+  };
+  const run = await undisturbed(ctx, c.name, attempt, (r) => r.otherCores);
+  ctx.log(`  ${run.h2.reqPerSec.toFixed(0)} req/s (server ${run.serverCores.toFixed(2)} cores)`);
+  return run;
 }
 
 /** The best of several attempts at one measurement, with every attempt's rate. */

@@ -4,7 +4,7 @@ import type { ValidateKeyRequest } from '../src/gen/keyward/v1/key_service.pb';
 import { createKey, expectValid, validationRequest, type BenchContext } from './context';
 import { adminPb, keyServicePb } from './dist-modules';
 import { grpcFrame, writeFrameFile } from './grpc-frame';
-import { interleaved } from './interleaved';
+import { interleavedFresh } from './interleaved';
 import { redisCommandCalls } from './redis-commandstats';
 import { THROUGHPUT_HEADER, int, pairedRatio, ratio, throughputRow } from './report-format';
 import type { ThroughputRun } from './results';
@@ -13,8 +13,9 @@ import { startFloor, startKeyward, unary, type KeywardProcess, type ServerProces
 import { FLOOR_ANSWER_BYTES, url } from './unary-bench';
 
 /**
- * Issue 5: ValidateKey with policies, against the unary floor, interleaved. One keyward on the
- * bench's Redis (cache on), with two services whose default policies are:
+ * Issue 5: ValidateKey with policies, against the unary floor, interleaved, with a new floor and
+ * keyward in every rep. One keyward on the bench's Redis (cache on), with two services (of its
+ * rep) whose default policies are:
  *   rate limit:   one Redis-backed rate limit (1e9 per hour, burst 1000: every call is VALID),
  *                 so every call runs the limiter's Lua script on Redis (one EVALSHA);
  *   local rules:  allowed scopes, an allowed CIDR holding the request's client_ip and a time
@@ -36,75 +37,88 @@ const CLIENT_IP = '203.0.113.7';
 const ALL_WEEK = { days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], start: '00:00', end: '24:00' };
 
 export async function benchPolicies(ctx: BenchContext): Promise<PolicyResults> {
-  const servers: ServerProcess[] = [];
-  try {
-    const floor = await startFloor('unary');
-    servers.push(floor);
-    const kw = await startKeyward('keyward-policies', { env: { KEYWARD_REDIS_URL: ctx.redisUrl } });
-    servers.push(kw);
+  let scriptsBefore = 0;
+  const scriptsPerRun = new Map<number, number>();
+  // every rep measures new processes (interleavedFresh), with services of its own in the shared Redis
+  const runs = await interleavedFresh(ctx, 'policies', async (repNo) => {
+    const rep: ServerProcess[] = [];
+    const stop = async (): Promise<void> => {
+      await Promise.all(rep.map((x) => x.stop()));
+    };
+    try {
+      const floor = await startFloor('unary');
+      rep.push(floor);
+      const kw = await startKeyward('keyward-policies', { env: { KEYWARD_REDIS_URL: ctx.redisUrl } });
+      rep.push(kw);
+      const rlService = `bench-rl-${repNo}`;
+      const localService = `bench-local-${repNo}`;
+      await createDefaultPolicy(kw, {
+        service: rlService,
+        name: 'rate limited',
+        rateLimits: [{ name: 'bench', limit: 1_000_000_000, period: { seconds: 3600, nanos: 0 }, burst: 1000 }],
+      });
+      await createDefaultPolicy(kw, {
+        service: localService,
+        name: 'local rules',
+        allowedScopes: ['orders:*', 'billing:*'],
+        allowedCidrs: ['203.0.113.0/24', '2001:db8::/32'],
+        timeZone: 'Europe/Berlin',
+        timeWindows: [ALL_WEEK],
+      });
+      const rlReq = validationRequest(await createKey(kw, rlService), rlService);
+      const localReq = validationRequest(await createKey(kw, localService), localService);
+      if (rlReq.clientIp !== CLIENT_IP) throw new Error(`bench/context.ts validationRequest changed its client_ip: ${rlReq.clientIp}`);
 
-    await createDefaultPolicy(kw, {
-      service: 'bench-rl',
-      name: 'rate limited',
-      rateLimits: [{ name: 'bench', limit: 1_000_000_000, period: { seconds: 3600, nanos: 0 }, burst: 1000 }],
-    });
-    await createDefaultPolicy(kw, {
-      service: 'bench-local',
-      name: 'local rules',
-      allowedScopes: ['orders:*', 'billing:*'],
-      allowedCidrs: ['203.0.113.0/24', '2001:db8::/32'],
-      timeZone: 'Europe/Berlin',
-      timeWindows: [ALL_WEEK],
-    });
-    const rlReq = validationRequest(await createKey(kw, 'bench-rl'), 'bench-rl');
-    const localReq = validationRequest(await createKey(kw, 'bench-local'), 'bench-local');
-    if (rlReq.clientIp !== CLIENT_IP) throw new Error(`bench/context.ts validationRequest changed its client_ip: ${rlReq.clientIp}`);
+      const rl = await expectValid(kw, rlReq);
+      const limits = rl.response.limits?.rateLimits ?? [];
+      if (limits.length !== 1 || limits[0].name !== 'bench') throw new Error(`the rate-limited answer carries no limit state: ${JSON.stringify(rl.response.limits)}`);
+      const local = await expectValid(kw, localReq);
+      await expectCode(kw, { ...localReq, clientIp: '198.51.100.7' }, keyServicePb.ValidationCode.VALIDATION_CODE_FORBIDDEN);
 
-    const rl = await expectValid(kw, rlReq);
-    const limits = rl.response.limits?.rateLimits ?? [];
-    if (limits.length !== 1 || limits[0].name !== 'bench') throw new Error(`the rate-limited answer carries no limit state: ${JSON.stringify(rl.response.limits)}`);
-    const local = await expectValid(kw, localReq);
-    await expectCode(kw, { ...localReq, clientIp: '198.51.100.7' }, keyServicePb.ValidationCode.VALIDATION_CODE_FORBIDDEN);
-
-    const rlFile = frameFile(ctx, 'validate-rate-limit.bin', rlReq);
-    const localFile = frameFile(ctx, 'validate-local-rules.bin', localReq);
-    let scriptsBefore = 0;
-    const scriptsPerRun = new Map<number, number>();
-    const runs = await interleaved(ctx, 'policies', [
-      { key: 'floor', name: 'unary floor (bare grpc-js)', serverPid: floor.pid, url: url(floor), dataFile: localFile, expectedResponseBytes: FLOOR_ANSWER_BYTES },
-      {
-        key: 'rateLimit',
-        name: 'keyward ValidateKey, policy with one Redis rate limit',
-        serverPid: kw.pid,
-        helper: { pid: ctx.redisPid, name: 'redis' },
-        url: url(kw),
-        dataFile: rlFile,
-        expectedResponseBytes: rl.frameBytes,
-        before: async () => {
-          scriptsBefore = await redisCommandCalls(ctx.redisUrl, ['evalsha', 'eval']);
+      const rlFile = frameFile(ctx, 'validate-rate-limit.bin', rlReq);
+      const localFile = frameFile(ctx, 'validate-local-rules.bin', localReq);
+      return {
+        contenders: [
+          { key: 'floor', name: 'unary floor (bare grpc-js)', serverPid: floor.pid, url: url(floor), dataFile: localFile, expectedResponseBytes: FLOOR_ANSWER_BYTES },
+          {
+            key: 'rateLimit',
+            name: 'keyward ValidateKey, policy with one Redis rate limit',
+            serverPid: kw.pid,
+            helper: { pid: ctx.redisPid, name: 'redis' },
+            url: url(kw),
+            dataFile: rlFile,
+            expectedResponseBytes: rl.frameBytes,
+            before: async () => {
+              scriptsBefore = await redisCommandCalls(ctx.redisUrl, ['evalsha', 'eval']);
+            },
+            after: async (run) => {
+              const scripts = (await redisCommandCalls(ctx.redisUrl, ['evalsha', 'eval'])) - scriptsBefore;
+              scriptsPerRun.set(run.h2.reqPerSec, scripts / run.h2.succeeded);
+              // warm-up requests run scripts too, so at least one per measured request
+              if (scripts < run.h2.succeeded) throw new Error(`Redis ran ${scripts} scripts for ${run.h2.succeeded} rate-limited requests: the limiter was not called`);
+            },
+          },
+          {
+            key: 'localRules',
+            name: 'keyward ValidateKey, policy with local rules only',
+            serverPid: kw.pid,
+            url: url(kw),
+            dataFile: localFile,
+            expectedResponseBytes: local.frameBytes,
+          },
+        ],
+        stop: async () => {
+          await expectValid(kw, rlReq);
+          await expectValid(kw, localReq);
+          await stop();
         },
-        after: async (run) => {
-          const scripts = (await redisCommandCalls(ctx.redisUrl, ['evalsha', 'eval'])) - scriptsBefore;
-          scriptsPerRun.set(run.h2.reqPerSec, scripts / run.h2.succeeded);
-          // warm-up requests run scripts too, so at least one per measured request
-          if (scripts < run.h2.succeeded) throw new Error(`Redis ran ${scripts} scripts for ${run.h2.succeeded} rate-limited requests: the limiter was not called`);
-        },
-      },
-      {
-        key: 'localRules',
-        name: 'keyward ValidateKey, policy with local rules only',
-        serverPid: kw.pid,
-        url: url(kw),
-        dataFile: localFile,
-        expectedResponseBytes: local.frameBytes,
-      },
-    ]);
-    await expectValid(kw, rlReq);
-    await expectValid(kw, localReq);
-    return { floor: runs.floor, rateLimit: runs.rateLimit, localRules: runs.localRules, scriptsPerRequest: scriptsPerRun.get(runs.rateLimit.reqPerSec) ?? NaN };
-  } finally {
-    await Promise.all(servers.map((x) => x.stop()));
-  }
+      };
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+  });
+  return { floor: runs.floor, rateLimit: runs.rateLimit, localRules: runs.localRules, scriptsPerRequest: scriptsPerRun.get(runs.rateLimit.reqPerSec) ?? NaN };
 }
 
 async function createDefaultPolicy(kw: KeywardProcess, policy: Partial<Policy>): Promise<void> {

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { KeyServiceClient, ValidateKeyStreamRequest, ValidateKeyStreamResponse } from '../src/gen/keyward/v1/key_service.pb';
+import type { KeyServiceClient, ValidateKeyRequest, ValidateKeyStreamRequest, ValidateKeyStreamResponse } from '../src/gen/keyward/v1/key_service.pb';
 import { keyServicePb } from './dist-modules';
 import { createKey, expectValid, STREAM_PATH, validationRequest, type BenchContext } from './context';
 import { grpcFrames, writeFrameFile } from './grpc-frame';
@@ -7,7 +7,7 @@ import { SystemCpuMeter, waitForQuiet } from './machine';
 import { pairedRatio, ratio, streamRow } from './report-format';
 import type { StreamRun } from './results';
 import { defineScenario, targetList } from './scenario';
-import { startFloor, startKeyward, type ServerProcess } from './server-processes';
+import { startFloor, startKeyward, type KeywardProcess, type ServerProcess } from './server-processes';
 import { runStreamLoad } from './stream-load';
 import { measure, undisturbed } from './throughput';
 
@@ -18,8 +18,8 @@ import { measure, undisturbed } from './throughput';
  *   h2load: each HTTP/2 stream carries `h2loadStreamMessages` framed requests in its body and
  *           gets as many answers back, under the same h2load concurrency as the unary runs
  *           (a C load generator, so the server is what saturates).
- * Both report answered messages per second over `reps` interleaved reps; the ratio is the median
- * of the reps' ratios (`pairedRatio`).
+ * Both report answered messages per second over `reps` interleaved reps, with a new floor and a
+ * new keyward in every rep; the ratio is the median of the reps' ratios (`pairedRatio`).
  */
 export interface StreamResults {
   node: { floor: StreamRun; keyward: StreamRun };
@@ -30,22 +30,29 @@ export async function benchStream(ctx: BenchContext): Promise<StreamResults> {
   const s = ctx.settings;
   const servers: ServerProcess[] = [];
   try {
-    const floor = await startFloor('stream');
-    servers.push(floor);
-    const kw = await startKeyward('keyward-stream');
-    servers.push(kw);
-    const req = validationRequest(await createKey(kw, 'bench'), 'bench');
-    await expectValid(kw, req);
-    const message = (id: number): ValidateKeyStreamRequest => keyServicePb.ValidateKeyStreamRequest.fromPartial({ id, request: req });
-    const encoded = keyServicePb.ValidateKeyStreamRequest.encode(message(1)).finish();
-
-    // the h2load body: K requests with ids 1..K; one real answer, to know its size
+    // every rep measures a new floor and a new keyward (one process's luck weighs on one rep)
+    let encoded: Uint8Array;
+    let body: Buffer;
+    let answerFrameBytes: number;
     const k = s.h2loadStreamMessages;
     const bodyFile = join(ctx.outDir, 'validate-stream.bin');
-    const body = grpcFrames(Array.from({ length: k }, (_, i) => keyServicePb.ValidateKeyStreamRequest.encode(message(i + 1)).finish()));
-    writeFrameFile(bodyFile, body);
-    const answer = await oneStreamAnswer(kw.keys, message(1));
-    const answerFrameBytes = 5 + keyServicePb.ValidateKeyStreamResponse.encode(answer).finish().length;
+    const startRep = async (): Promise<{ floor: ServerProcess; kw: KeywardProcess; req: ValidateKeyRequest }> => {
+      await Promise.all(servers.splice(0).map((x) => x.stop()));
+      const floor = await startFloor('stream');
+      servers.push(floor);
+      const kw = await startKeyward('keyward-stream');
+      servers.push(kw);
+      const req = validationRequest(await createKey(kw, 'bench'), 'bench');
+      await expectValid(kw, req);
+      const message = (id: number): ValidateKeyStreamRequest => keyServicePb.ValidateKeyStreamRequest.fromPartial({ id, request: req });
+      encoded = keyServicePb.ValidateKeyStreamRequest.encode(message(1)).finish();
+      // the h2load body: K requests with ids 1..K; one real answer, to know its size
+      body = grpcFrames(Array.from({ length: k }, (_, i) => keyServicePb.ValidateKeyStreamRequest.encode(message(i + 1)).finish()));
+      writeFrameFile(bodyFile, body);
+      const answer = await oneStreamAnswer(kw.keys, message(1));
+      answerFrameBytes = 5 + keyServicePb.ValidateKeyStreamResponse.encode(answer).finish().length;
+      return { floor, kw, req };
+    };
 
     const nodeRun = async (server: ServerProcess, mode: 'floor' | 'keyward'): Promise<StreamRun> => {
       await waitForQuiet();
@@ -103,6 +110,7 @@ export async function benchStream(ctx: BenchContext): Promise<StreamResults> {
     const runs = { nodeFloor: [] as StreamRun[], nodeKw: [] as StreamRun[], h2Floor: [] as StreamRun[], h2Kw: [] as StreamRun[] };
     const other = (r: StreamRun): number => r.otherCores;
     for (let rep = 1; rep <= s.reps; rep++) {
+      const { floor, kw, req } = await startRep();
       for (const [server, mode] of [
         [floor, 'floor'],
         [kw, 'keyward'],
@@ -117,8 +125,8 @@ export async function benchStream(ctx: BenchContext): Promise<StreamResults> {
         ctx.log(`stream rep ${rep}/${s.reps}: ${mode}, h2load, ${k} messages per HTTP/2 stream`);
         (mode === 'floor' ? runs.h2Floor : runs.h2Kw).push(await undisturbed(ctx, `stream ${mode} (h2load)`, () => h2Run(server, mode), other));
       }
+      await expectValid(kw, req); // still valid after the load
     }
-    await expectValid(kw, req);
     return {
       node: { floor: best(runs.nodeFloor), keyward: best(runs.nodeKw) },
       h2load: { floor: best(runs.h2Floor), keyward: best(runs.h2Kw) },

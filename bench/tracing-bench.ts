@@ -1,8 +1,9 @@
 import { join } from 'node:path';
+import type { ValidateKeyRequest } from '../src/gen/keyward/v1/key_service.pb';
 import { createKey, expectValid, validationRequest, type BenchContext } from './context';
 import { keyServicePb } from './dist-modules';
 import { grpcFrame, writeFrameFile } from './grpc-frame';
-import { interleaved } from './interleaved';
+import { interleavedFresh } from './interleaved';
 import { scrapeCounter } from './metrics-scrape';
 import { sleep } from './processes';
 import { THROUGHPUT_HEADER, f2, int, pairedRatio, ratio, throughputRow } from './report-format';
@@ -13,15 +14,17 @@ import { url } from './unary-bench';
 
 /**
  * Issue 7: the cost of tracing on cached ValidateKey. Three sidecars with the embedded store,
- * each answering its own key from the cache, under the unary h2load load, interleaved:
+ * each answering its own key from the cache, under the unary h2load load, interleaved, started
+ * anew for every rep (`interleavedFresh`: one process's luck weighs on one rep only):
  *   off:        no OTEL_* endpoint, so no SDK is loaded (the default);
  *   ratio 1.0:  OTEL_EXPORTER_OTLP_ENDPOINT at an OTLP/HTTP sink process (otlp-sink.ts),
  *               OTEL_TRACES_SAMPLER=parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG=1.0;
  *   ratio 0:    the same with OTEL_TRACES_SAMPLER_ARG=0 (its own sink, which must get no span).
  * Every other OTEL_* setting is the SDK default (batch span processor: 5 s delay, queue 2048,
  * batches of 512). h2load sends no traceparent, so every call is a root and the ratio decides.
- * The sinks count what they received, and each sidecar's keyward_validations_total says how many
- * validations it answered: the report shows spans exported per validation.
+ * The sinks count what they received over all reps, and each traced sidecar's
+ * keyward_validations_total, read before it is stopped, says how many validations it answered:
+ * the report shows spans exported per validation.
  */
 export interface TracingResults {
   off: ThroughputRun;
@@ -54,54 +57,76 @@ export async function benchTracing(ctx: BenchContext): Promise<TracingResults> {
       OTEL_TRACES_SAMPLER_ARG: arg,
       OTEL_SERVICE_NAME: 'keyward-bench',
     });
-    const off = await startKeyward('keyward-tracing-off');
-    servers.push(off);
-    const on1 = await startKeyward('keyward-tracing-1.0', { env: tracingEnv(sink1, '1.0') });
-    servers.push(on1);
-    const on0 = await startKeyward('keyward-tracing-0', { env: tracingEnv(sink0, '0') });
-    servers.push(on0);
-
-    const prepare = async (kw: KeywardProcess): Promise<{ file: string; bytes: number }> => {
+    const prepare = async (kw: KeywardProcess): Promise<{ req: ValidateKeyRequest; file: string; bytes: number }> => {
       const req = validationRequest(await createKey(kw, 'bench'), 'bench');
       const file = join(ctx.outDir, `validate-${kw.name}.bin`);
       writeFrameFile(file, grpcFrame(keyServicePb.ValidateKeyRequest.encode(req).finish()));
       const answer = await expectValid(kw, req);
-      return { file, bytes: answer.frameBytes };
+      return { req, file, bytes: answer.frameBytes };
     };
-    const [pOff, p1, p0] = [await prepare(off), await prepare(on1), await prepare(on0)];
+    // validations answered by the traced sidecars of every rep (read before each is stopped)
+    const validations = { ratio1: 0, ratio0: 0 };
 
-    const runs = await interleaved(ctx, 'tracing', [
-      { key: 'off', name: 'cached ValidateKey, tracing off', serverPid: off.pid, url: url(off), dataFile: pOff.file, expectedResponseBytes: pOff.bytes },
-      {
-        key: 'ratio1',
-        name: `cached ValidateKey, tracing on, ${SAMPLER} 1.0`,
-        serverPid: on1.pid,
-        helper: { pid: sink1.pid, name: 'OTLP sink' },
-        url: url(on1),
-        dataFile: p1.file,
-        expectedResponseBytes: p1.bytes,
-      },
-      {
-        key: 'ratio0',
-        name: `cached ValidateKey, tracing on, ${SAMPLER} 0`,
-        serverPid: on0.pid,
-        helper: { pid: sink0.pid, name: 'OTLP sink' },
-        url: url(on0),
-        dataFile: p0.file,
-        expectedResponseBytes: p0.bytes,
-      },
-    ]);
+    const runs = await interleavedFresh(ctx, 'tracing', async () => {
+      const rep: KeywardProcess[] = [];
+      const stop = async (): Promise<void> => {
+        await Promise.all(rep.map((kw) => kw.stop())); // SIGTERM: a traced sidecar sends its open span batch first
+      };
+      try {
+        const off = await startKeyward('keyward-tracing-off');
+        rep.push(off);
+        const on1 = await startKeyward('keyward-tracing-1.0', { env: tracingEnv(sink1, '1.0') });
+        rep.push(on1);
+        const on0 = await startKeyward('keyward-tracing-0', { env: tracingEnv(sink0, '0') });
+        rep.push(on0);
+        const [pOff, p1, p0] = [await prepare(off), await prepare(on1), await prepare(on0)];
+        return {
+          contenders: [
+            { key: 'off', name: 'cached ValidateKey, tracing off', serverPid: off.pid, url: url(off), dataFile: pOff.file, expectedResponseBytes: pOff.bytes },
+            {
+              key: 'ratio1',
+              name: `cached ValidateKey, tracing on, ${SAMPLER} 1.0`,
+              serverPid: on1.pid,
+              helper: { pid: sink1.pid, name: 'OTLP sink' },
+              url: url(on1),
+              dataFile: p1.file,
+              expectedResponseBytes: p1.bytes,
+            },
+            {
+              key: 'ratio0',
+              name: `cached ValidateKey, tracing on, ${SAMPLER} 0`,
+              serverPid: on0.pid,
+              helper: { pid: sink0.pid, name: 'OTLP sink' },
+              url: url(on0),
+              dataFile: p0.file,
+              expectedResponseBytes: p0.bytes,
+            },
+          ],
+          stop: async () => {
+            // still valid after the load
+            await expectValid(off, pOff.req);
+            await expectValid(on1, p1.req);
+            await expectValid(on0, p0.req);
+            validations.ratio1 += await scrapeCounter(on1, 'keyward_validations_total');
+            validations.ratio0 += await scrapeCounter(on0, 'keyward_validations_total');
+            await stop();
+          },
+        };
+      } catch (err) {
+        await stop();
+        throw err;
+      }
+    });
 
-    // the batch span processor exports every 5 s: let the last batches arrive
-    ctx.log('waiting 6 s for the last span batches');
-    await sleep(6_000);
-    const count = async (kw: KeywardProcess, sink: OtlpSink): Promise<SpanCount> => {
+    // the sidecars sent their last batches when stopped; give the sink a moment to count them
+    await sleep(1_000);
+    const count = async (sink: OtlpSink, validationsAnswered: number): Promise<SpanCount> => {
       const st = await sink.stats();
       if (st.rejected > 0) throw new Error(`${sink.name} rejected ${st.rejected} export requests`);
       const names = Object.fromEntries(Object.entries(st.names).sort((a, b) => b[1] - a[1]).slice(0, 6));
-      return { validations: await scrapeCounter(kw, 'keyward_validations_total'), spans: st.spans, exportRequests: st.requests, names };
+      return { validations: validationsAnswered, spans: st.spans, exportRequests: st.requests, names };
     };
-    const exported = { ratio1: await count(on1, sink1), ratio0: await count(on0, sink0) };
+    const exported = { ratio1: await count(sink1, validations.ratio1), ratio0: await count(sink0, validations.ratio0) };
     ctx.log(`  ratio 1.0: ${exported.ratio1.spans} spans for ${exported.ratio1.validations} validations; ratio 0: ${exported.ratio0.spans} spans`);
     if (exported.ratio1.spans === 0) throw new Error('tracing at ratio 1.0 exported no span: the tracing scenario measured nothing');
     return { off: runs.off, ratio1: runs.ratio1, ratio0: runs.ratio0, exported };
@@ -134,7 +159,7 @@ export const tracingScenario = defineScenario<TracingResults>({
       throughputRow(r.ratio0, r.off),
       '',
       `Exported: at ratio 1.0 the sink received ${int(e1.spans)} spans in ${int(e1.exportRequests)} export requests for the ${int(e1.validations)} validations ` +
-        `the sidecar answered (${f2(e1.spans / Math.max(1, e1.validations))} spans per validation; by name: ${Object.entries(e1.names)
+        `the ratio-1.0 sidecars answered (one new sidecar per rep, each stopped with SIGTERM, which sends its open batch; ${f2(e1.spans / Math.max(1, e1.validations))} spans per validation; by name: ${Object.entries(e1.names)
           .map(([n, c]) => `\`${n}\` ${int(c)}`)
           .join(', ')}); at ratio 0, ${int(e0.spans)} spans for ${int(e0.validations)} validations. ` +
         'Fewer spans than validations × spans per call means the batch span processor dropped some (its queue holds 2048).',

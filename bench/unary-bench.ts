@@ -1,11 +1,12 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ValidateKeyRequest } from '../src/gen/keyward/v1/key_service.pb';
 import { keyServicePb } from './dist-modules';
 import { createKey, expectValid, validationRequest, VALIDATE_PATH, type BenchContext } from './context';
 import { writeFrameFile, grpcFrame } from './grpc-frame';
 import { readRequestLog } from './h2load';
 import { rssMiB, sleep } from './processes';
-import { interleaved } from './interleaved';
+import { interleavedFresh } from './interleaved';
 import { redisCommandCalls } from './redis-commandstats';
 import { MB, THROUGHPUT_HEADER, f2, flag, int, pairedRatio, ratio, throughputRow } from './report-format';
 import type { LatencyRun, ThroughputRun } from './results';
@@ -22,8 +23,8 @@ import { DISTURBED_CORES, measure, undisturbed, type MeasuredRun } from './throu
  *   (c) keyward, cache off (KEYWARD_CACHE_MAX_ENTRIES=0) on Redis: one HGETALL per call;
  *   (e) keyward, cache hits, at half of (b)'s best rate: latency percentiles from h2load's
  *       per-request log; the floor at the same rate, for reference.
- * (a), (b) and (c) are repeated `reps` times, interleaved; ratios are the median of the reps'
- * ratios (`pairedRatio`).
+ * (a), (b) and (c) are repeated `reps` times, interleaved, with new processes in every rep;
+ * ratios are the median of the reps' ratios (`pairedRatio`).
  */
 export interface UnaryResults {
   floor: ThroughputRun;
@@ -39,60 +40,77 @@ export interface UnaryResults {
 
 export async function benchUnary(ctx: BenchContext): Promise<UnaryResults> {
   const servers: ServerProcess[] = [];
+  let idleEmbeddedMiB = NaN;
+  let readsBefore = 0;
+  const readsPerRun = new Map<number, number>();
+  const cachedFile = join(ctx.outDir, 'validate-cached.bin');
+  const cacheOffFile = join(ctx.outDir, 'validate-cache-off.bin');
   try {
+    // every rep measures new processes (interleavedFresh): one process's luck weighs on one rep
+    const runs = await interleavedFresh(ctx, 'unary', async () => {
+      const rep: ServerProcess[] = [];
+      const stop = async (): Promise<void> => {
+        await Promise.all(rep.map((x) => x.stop()));
+      };
+      try {
+        const floor = await startFloor('unary');
+        rep.push(floor);
+        const cached = await startKeyward('keyward-cached');
+        rep.push(cached);
+        await sleep(1_000);
+        if (Number.isNaN(idleEmbeddedMiB)) idleEmbeddedMiB = rssMiB(cached.pid);
+        const cacheOff = await startKeyward('keyward-cache-off', {
+          env: { KEYWARD_REDIS_URL: ctx.redisUrl, KEYWARD_CACHE_MAX_ENTRIES: '0' },
+        });
+        rep.push(cacheOff);
+        const p = await prepareUnary(cached, cachedFile);
+        const off = await prepareUnary(cacheOff, cacheOffFile);
+        return {
+          contenders: [
+            { key: 'floor', name: 'unary floor (bare grpc-js)', serverPid: floor.pid, url: url(floor), dataFile: cachedFile, expectedResponseBytes: FLOOR_ANSWER_BYTES },
+            { key: 'cached', name: 'keyward ValidateKey, cache hits', serverPid: cached.pid, url: url(cached), dataFile: cachedFile, expectedResponseBytes: p.bytes },
+            {
+              key: 'cacheOff',
+              name: 'keyward ValidateKey, cache off (Redis)',
+              serverPid: cacheOff.pid,
+              helper: { pid: ctx.redisPid, name: 'redis' },
+              url: url(cacheOff),
+              dataFile: cacheOffFile,
+              expectedResponseBytes: off.bytes,
+              before: async () => {
+                readsBefore = await redisCommandCalls(ctx.redisUrl, ['hgetall']);
+              },
+              after: async (run) => {
+                const reads = (await redisCommandCalls(ctx.redisUrl, ['hgetall'])) - readsBefore;
+                readsPerRun.set(run.h2.reqPerSec, reads / run.h2.succeeded);
+                // warm-up requests read too, so at least one read per measured request
+                if (reads < run.h2.succeeded) throw new Error(`Redis ran ${reads} HGETALLs for ${run.h2.succeeded} cache-off validations: not a read per call`);
+              },
+            },
+          ],
+          stop: async () => {
+            // still valid after the load (nothing was revoked or evicted into an error)
+            await expectValid(cached, p.req);
+            await expectValid(cacheOff, off.req);
+            await stop();
+          },
+        };
+      } catch (err) {
+        await stop();
+        throw err;
+      }
+    });
+
     const floor = await startFloor('unary');
     servers.push(floor);
     const cached = await startKeyward('keyward-cached');
     servers.push(cached);
-    await sleep(1_000);
-    const idleEmbeddedMiB = rssMiB(cached.pid);
-    const cacheOff = await startKeyward('keyward-cache-off', {
-      env: { KEYWARD_REDIS_URL: ctx.redisUrl, KEYWARD_CACHE_MAX_ENTRIES: '0' },
-    });
-    servers.push(cacheOff);
-
-    const cachedReq = validationRequest(await createKey(cached, 'bench'), 'bench');
-    const cacheOffReq = validationRequest(await createKey(cacheOff, 'bench'), 'bench');
-    const cachedFile = join(ctx.outDir, 'validate-cached.bin');
-    const cacheOffFile = join(ctx.outDir, 'validate-cache-off.bin');
-    writeFrameFile(cachedFile, grpcFrame(keyServicePb.ValidateKeyRequest.encode(cachedReq).finish()));
-    writeFrameFile(cacheOffFile, grpcFrame(keyServicePb.ValidateKeyRequest.encode(cacheOffReq).finish()));
-    const cachedAnswer = await expectValid(cached, cachedReq);
-    const cacheOffAnswer = await expectValid(cacheOff, cacheOffReq);
-
-    let readsBefore = 0;
-    const readsPerRun = new Map<number, number>();
-    const runs = await interleaved(ctx, 'unary', [
-      { key: 'floor', name: 'unary floor (bare grpc-js)', serverPid: floor.pid, url: url(floor), dataFile: cachedFile, expectedResponseBytes: FLOOR_ANSWER_BYTES },
-      { key: 'cached', name: 'keyward ValidateKey, cache hits', serverPid: cached.pid, url: url(cached), dataFile: cachedFile, expectedResponseBytes: cachedAnswer.frameBytes },
-      {
-        key: 'cacheOff',
-        name: 'keyward ValidateKey, cache off (Redis)',
-        serverPid: cacheOff.pid,
-        helper: { pid: ctx.redisPid, name: 'redis' },
-        url: url(cacheOff),
-        dataFile: cacheOffFile,
-        expectedResponseBytes: cacheOffAnswer.frameBytes,
-        before: async () => {
-          readsBefore = await redisCommandCalls(ctx.redisUrl, ['hgetall']);
-        },
-        after: async (run) => {
-          const reads = (await redisCommandCalls(ctx.redisUrl, ['hgetall'])) - readsBefore;
-          readsPerRun.set(run.h2.reqPerSec, reads / run.h2.succeeded);
-          // warm-up requests read too, so at least one read per measured request
-          if (reads < run.h2.succeeded) throw new Error(`Redis ran ${reads} HGETALLs for ${run.h2.succeeded} cache-off validations: not a read per call`);
-        },
-      },
-    ]);
-    // still valid after the load (nothing was revoked or evicted into an error)
-    await expectValid(cached, cachedReq);
-    await expectValid(cacheOff, cacheOffReq);
-
+    const p = await prepareUnary(cached, cachedFile);
     const rate = Math.round(runs.cached.reqPerSec / 2);
     const latency: LatencyRun[] = [];
     for (const [server, name, bytes] of [
       [floor, 'floor', FLOOR_ANSWER_BYTES],
-      [cached, 'keyward-cached', cachedAnswer.frameBytes],
+      [cached, 'keyward-cached', p.bytes],
     ] as const) {
       ctx.log(`latency of ${name} at ${rate} req/s (half of keyward's best cached rate)`);
       const l = await latencyAtRate(ctx, server, name, cachedFile, rate, bytes);
@@ -104,6 +122,14 @@ export async function benchUnary(ctx: BenchContext): Promise<UnaryResults> {
   } finally {
     await Promise.all(servers.map((x) => x.stop()));
   }
+}
+
+/** Creates a key on `kw`, writes its ValidateKey request frame to `file`, and checks it answers VALID. */
+async function prepareUnary(kw: KeywardProcess, file: string): Promise<{ req: ValidateKeyRequest; bytes: number }> {
+  const req = validationRequest(await createKey(kw, 'bench'), 'bench');
+  writeFrameFile(file, grpcFrame(keyServicePb.ValidateKeyRequest.encode(req).finish()));
+  const answer = await expectValid(kw, req);
+  return { req, bytes: answer.frameBytes };
 }
 
 /** floor-server.ts answers a 4-byte message: 5 + 4 bytes on the wire. */
