@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { startNats } from '../test/support/nats-server';
-import { startRedis, type RedisServerHandle } from '../test/support/redis-server';
+import { startRedis } from '../test/support/redis-server';
 import { createKeyWithId, expectValid, validationRequest, type BenchContext } from './context';
 import { adminPb, keyServicePb } from './dist-modules';
 import { grpcFrame, writeFrameFile } from './grpc-frame';
@@ -39,70 +39,57 @@ export async function benchEventsOverhead(ctx: BenchContext): Promise<EventsOver
   const updates = { embedded: 0, nats: 0 };
   const published = { embedded: 0, nats: 0 };
   try {
-    const runs = await interleavedFresh(ctx, 'events overhead', async () => {
-      const redises: RedisServerHandle[] = [];
-      const sidecars: KeywardProcess[] = [];
-      const stop = async (): Promise<void> => {
-        await Promise.all(sidecars.map((kw) => kw.stop()));
-        await Promise.all(redises.map((r) => r.stop()));
-      };
-      try {
-        redises.push(await startRedis(), await startRedis());
-        const embedded = await startKeyward('keyward-events-embedded', { env: { KEYWARD_REDIS_URL: redises[0].url } });
-        sidecars.push(embedded);
-        const withNats = await startKeyward('keyward-events-nats', { env: { KEYWARD_REDIS_URL: redises[1].url, KEYWARD_NATS_URL: nats.url } });
-        sidecars.push(withNats);
+    // stopped in reverse order when the rep ends: the sidecars, then their redis-servers
+    const runs = await interleavedFresh(ctx, 'events overhead', async (_rep, track) => {
+      const redises = [track(await startRedis()), track(await startRedis())];
+      const embedded = track(await startKeyward('keyward-events-embedded', { env: { KEYWARD_REDIS_URL: redises[0].url } }));
+      const withNats = track(await startKeyward('keyward-events-nats', { env: { KEYWARD_REDIS_URL: redises[1].url, KEYWARD_NATS_URL: nats.url } }));
 
-        const prepare = async (kw: KeywardProcess) => {
-          const req = validationRequest((await createKeyWithId(kw, SERVICE)).secret, SERVICE);
-          const file = join(ctx.outDir, `validate-${kw.name}.bin`);
-          writeFrameFile(file, grpcFrame(keyServicePb.ValidateKeyRequest.encode(req).finish()));
-          const answer = await expectValid(kw, req);
-          const changed = (await createKeyWithId(kw, SERVICE)).id;
-          return { req, file, bytes: answer.frameBytes, events: eventSource(kw, changed) };
-        };
-        const pe = await prepare(embedded);
-        const pn = await prepare(withNats);
-        return {
-          contenders: [
-            {
-              key: 'embedded',
-              name: `cached ValidateKey, Redis, events in-process (${EVENTS_PER_SECOND} events/s)`,
-              serverPid: embedded.pid,
-              url: url(embedded),
-              dataFile: pe.file,
-              expectedResponseBytes: pe.bytes,
-              before: async () => pe.events.start(),
-              after: async () => pe.events.stop(),
-            },
-            {
-              key: 'nats',
-              name: `cached ValidateKey, Redis, events through NATS (${EVENTS_PER_SECOND} events/s)`,
-              serverPid: withNats.pid,
-              helper: { pid: nats.pid, name: 'nats-server' },
-              url: url(withNats),
-              dataFile: pn.file,
-              expectedResponseBytes: pn.bytes,
-              before: async () => pn.events.start(),
-              after: async () => pn.events.stop(),
-            },
-          ],
-          stop: async () => {
-            await expectValid(embedded, pe.req);
-            await expectValid(withNats, pn.req);
-            const natsPublished = await scrapeCounter(withNats, 'keyward_events_published_total');
-            if (natsPublished < EVENTS_PER_SECOND) throw new Error(`the NATS sidecar published only ${natsPublished} events`);
-            published.embedded += await scrapeCounter(embedded, 'keyward_events_published_total');
-            published.nats += natsPublished;
-            updates.embedded += pe.events.made();
-            updates.nats += pn.events.made();
-            await stop();
+      const prepare = async (kw: KeywardProcess) => {
+        const req = validationRequest((await createKeyWithId(kw, SERVICE)).secret, SERVICE);
+        const file = join(ctx.outDir, `validate-${kw.name}.bin`);
+        writeFrameFile(file, grpcFrame(keyServicePb.ValidateKeyRequest.encode(req).finish()));
+        const answer = await expectValid(kw, req);
+        const changed = (await createKeyWithId(kw, SERVICE)).id;
+        return { req, file, bytes: answer.frameBytes, events: eventSource(kw, changed) };
+      };
+      const pe = await prepare(embedded);
+      const pn = await prepare(withNats);
+      return {
+        contenders: [
+          {
+            key: 'embedded',
+            name: `cached ValidateKey, Redis, events in-process (${EVENTS_PER_SECOND} events/s)`,
+            serverPid: embedded.pid,
+            url: url(embedded),
+            dataFile: pe.file,
+            expectedResponseBytes: pe.bytes,
+            before: async () => pe.events.start(),
+            after: async () => pe.events.stop(),
           },
-        };
-      } catch (err) {
-        await stop();
-        throw err;
-      }
+          {
+            key: 'nats',
+            name: `cached ValidateKey, Redis, events through NATS (${EVENTS_PER_SECOND} events/s)`,
+            serverPid: withNats.pid,
+            helper: { pid: nats.pid, name: 'nats-server' },
+            url: url(withNats),
+            dataFile: pn.file,
+            expectedResponseBytes: pn.bytes,
+            before: async () => pn.events.start(),
+            after: async () => pn.events.stop(),
+          },
+        ],
+        finish: async () => {
+          await expectValid(embedded, pe.req);
+          await expectValid(withNats, pn.req);
+          const natsPublished = await scrapeCounter(withNats, 'keyward_events_published_total');
+          if (natsPublished < EVENTS_PER_SECOND) throw new Error(`the NATS sidecar published only ${natsPublished} events`);
+          published.embedded += await scrapeCounter(embedded, 'keyward_events_published_total');
+          published.nats += natsPublished;
+          updates.embedded += pe.events.made();
+          updates.nats += pn.events.made();
+        },
+      };
     });
     ctx.log(`  events published: in-process ${published.embedded}, NATS ${published.nats}`);
     return { embedded: runs.embedded, nats: runs.nats, eventsPerSecond: EVENTS_PER_SECOND, updates, published };

@@ -39,27 +39,41 @@ export async function interleaved(ctx: BenchContext, label: string, contenders: 
   return Object.fromEntries(contenders.map((c) => [c.key, bestRun(c.name, runs.get(c.key)!, c.expectedResponseBytes, c.helper?.name)]));
 }
 
-/** The servers of one rep of `interleavedFresh`, and how to stop them once the rep is measured. */
+/** The servers of one rep of `interleavedFresh`. */
 export interface FreshRep {
   contenders: readonly Contender[];
+  /** Runs after the rep's measurements, before its processes stop (checks, counters). */
+  finish?(): Promise<void>;
+}
+
+/** Anything `interleavedFresh` stops at the end of a rep (servers, redis-servers). */
+export interface Stoppable {
   stop(): Promise<void>;
 }
 
+/** Registers a process of the current rep, to be stopped when the rep ends; returns it. */
+export type Track = <T extends Stoppable>(process: T) => T;
+
 /**
- * As `interleaved`, but every rep measures new server processes (`startRep` starts them, the rep
- * stops them). Two processes of the same build and config differ by up to ~10% in throughput
- * on this VM (heap layout, JIT decisions, which core): measured, two "tracing off" sidecars side
- * by side gave a median ratio of 0.91. For comparisons of keyward with keyward (tracing,
- * events), where the targets are a few per cent, one process's luck must weigh on one rep only,
- * and the median of the per-rep ratios then drops it like any other outlier. Contender keys and
- * names must be the same in every rep.
+ * As `interleaved`, but every rep measures new server processes: `startRep` starts them,
+ * registering each with `track`, and they are stopped (in reverse order) when the rep ends, also
+ * on failure. Two processes of the same build and config differ by up to ~10% in throughput on
+ * this VM (heap layout, JIT decisions, which core): two "tracing off" sidecars side by side gave
+ * a median ratio of 0.91. So one process's luck must weigh on one rep only, and the median of
+ * the per-rep ratios then drops it like any other outlier. Contender keys and names must be the
+ * same in every rep.
  */
-export async function interleavedFresh(ctx: BenchContext, label: string, startRep: (rep: number) => Promise<FreshRep>): Promise<Record<string, ThroughputRun>> {
+export async function interleavedFresh(ctx: BenchContext, label: string, startRep: (rep: number, track: Track) => Promise<FreshRep>): Promise<Record<string, ThroughputRun>> {
   const runs = new Map<string, MeasuredAttempt[]>();
   let first: readonly Contender[] | undefined;
   for (let rep = 1; rep <= ctx.settings.reps; rep++) {
-    const r = await startRep(rep);
+    const processes: Stoppable[] = [];
+    const track: Track = (p) => {
+      processes.push(p);
+      return p;
+    };
     try {
+      const r = await startRep(rep, track);
       first ??= r.contenders;
       const order = rep % 2 === 1 ? r.contenders : [...r.contenders].reverse();
       for (const c of order) {
@@ -67,8 +81,9 @@ export async function interleavedFresh(ctx: BenchContext, label: string, startRe
         runs.set(c.key, list);
         list.push(await measureContender(ctx, `${label} rep ${rep}/${ctx.settings.reps} (new processes)`, c));
       }
+      await r.finish?.();
     } finally {
-      await r.stop();
+      for (const p of processes.reverse()) await p.stop();
     }
   }
   if (first === undefined) throw new Error(`${label}: no rep was run`);

@@ -9,7 +9,7 @@ import { redisCommandCalls } from './redis-commandstats';
 import { THROUGHPUT_HEADER, int, pairedRatio, ratio, throughputRow } from './report-format';
 import type { ThroughputRun } from './results';
 import { defineScenario, targetList } from './scenario';
-import { startFloor, startKeyward, unary, type KeywardProcess, type ServerProcess } from './server-processes';
+import { startFloor, startKeyward, unary, type KeywardProcess } from './server-processes';
 import { FLOOR_ANSWER_BYTES, url } from './unary-bench';
 
 /**
@@ -40,83 +40,71 @@ export async function benchPolicies(ctx: BenchContext): Promise<PolicyResults> {
   let scriptsBefore = 0;
   const scriptsPerRun = new Map<number, number>();
   // every rep measures new processes (interleavedFresh), with services of its own in the shared Redis
-  const runs = await interleavedFresh(ctx, 'policies', async (repNo) => {
-    const rep: ServerProcess[] = [];
-    const stop = async (): Promise<void> => {
-      await Promise.all(rep.map((x) => x.stop()));
-    };
-    try {
-      const floor = await startFloor('unary');
-      rep.push(floor);
-      const kw = await startKeyward('keyward-policies', { env: { KEYWARD_REDIS_URL: ctx.redisUrl } });
-      rep.push(kw);
-      const rlService = `bench-rl-${repNo}`;
-      const localService = `bench-local-${repNo}`;
-      await createDefaultPolicy(kw, {
-        service: rlService,
-        name: 'rate limited',
-        rateLimits: [{ name: 'bench', limit: 1_000_000_000, period: { seconds: 3600, nanos: 0 }, burst: 1000 }],
-      });
-      await createDefaultPolicy(kw, {
-        service: localService,
-        name: 'local rules',
-        allowedScopes: ['orders:*', 'billing:*'],
-        allowedCidrs: ['203.0.113.0/24', '2001:db8::/32'],
-        timeZone: 'Europe/Berlin',
-        timeWindows: [ALL_WEEK],
-      });
-      const rlReq = validationRequest(await createKey(kw, rlService), rlService);
-      const localReq = validationRequest(await createKey(kw, localService), localService);
-      if (rlReq.clientIp !== CLIENT_IP) throw new Error(`bench/context.ts validationRequest changed its client_ip: ${rlReq.clientIp}`);
+  const runs = await interleavedFresh(ctx, 'policies', async (repNo, track) => {
+    const floor = track(await startFloor('unary'));
+    const kw = track(await startKeyward('keyward-policies', { env: { KEYWARD_REDIS_URL: ctx.redisUrl } }));
+    const rlService = `bench-rl-${repNo}`;
+    const localService = `bench-local-${repNo}`;
+    await createDefaultPolicy(kw, {
+      service: rlService,
+      name: 'rate limited',
+      rateLimits: [{ name: 'bench', limit: 1_000_000_000, period: { seconds: 3600, nanos: 0 }, burst: 1000 }],
+    });
+    await createDefaultPolicy(kw, {
+      service: localService,
+      name: 'local rules',
+      allowedScopes: ['orders:*', 'billing:*'],
+      allowedCidrs: ['203.0.113.0/24', '2001:db8::/32'],
+      timeZone: 'Europe/Berlin',
+      timeWindows: [ALL_WEEK],
+    });
+    const rlReq = validationRequest(await createKey(kw, rlService), rlService);
+    const localReq = validationRequest(await createKey(kw, localService), localService);
+    if (rlReq.clientIp !== CLIENT_IP) throw new Error(`bench/context.ts validationRequest changed its client_ip: ${rlReq.clientIp}`);
 
-      const rl = await expectValid(kw, rlReq);
-      const limits = rl.response.limits?.rateLimits ?? [];
-      if (limits.length !== 1 || limits[0].name !== 'bench') throw new Error(`the rate-limited answer carries no limit state: ${JSON.stringify(rl.response.limits)}`);
-      const local = await expectValid(kw, localReq);
-      await expectCode(kw, { ...localReq, clientIp: '198.51.100.7' }, keyServicePb.ValidationCode.VALIDATION_CODE_FORBIDDEN);
+    const rl = await expectValid(kw, rlReq);
+    const limits = rl.response.limits?.rateLimits ?? [];
+    if (limits.length !== 1 || limits[0].name !== 'bench') throw new Error(`the rate-limited answer carries no limit state: ${JSON.stringify(rl.response.limits)}`);
+    const local = await expectValid(kw, localReq);
+    await expectCode(kw, { ...localReq, clientIp: '198.51.100.7' }, keyServicePb.ValidationCode.VALIDATION_CODE_FORBIDDEN);
 
-      const rlFile = frameFile(ctx, 'validate-rate-limit.bin', rlReq);
-      const localFile = frameFile(ctx, 'validate-local-rules.bin', localReq);
-      return {
-        contenders: [
-          { key: 'floor', name: 'unary floor (bare grpc-js)', serverPid: floor.pid, url: url(floor), dataFile: localFile, expectedResponseBytes: FLOOR_ANSWER_BYTES },
-          {
-            key: 'rateLimit',
-            name: 'keyward ValidateKey, policy with one Redis rate limit',
-            serverPid: kw.pid,
-            helper: { pid: ctx.redisPid, name: 'redis' },
-            url: url(kw),
-            dataFile: rlFile,
-            expectedResponseBytes: rl.frameBytes,
-            before: async () => {
-              scriptsBefore = await redisCommandCalls(ctx.redisUrl, ['evalsha', 'eval']);
-            },
-            after: async (run) => {
-              const scripts = (await redisCommandCalls(ctx.redisUrl, ['evalsha', 'eval'])) - scriptsBefore;
-              scriptsPerRun.set(run.h2.reqPerSec, scripts / run.h2.succeeded);
-              // warm-up requests run scripts too, so at least one per measured request
-              if (scripts < run.h2.succeeded) throw new Error(`Redis ran ${scripts} scripts for ${run.h2.succeeded} rate-limited requests: the limiter was not called`);
-            },
+    const rlFile = frameFile(ctx, 'validate-rate-limit.bin', rlReq);
+    const localFile = frameFile(ctx, 'validate-local-rules.bin', localReq);
+    return {
+      contenders: [
+        { key: 'floor', name: 'unary floor (bare grpc-js)', serverPid: floor.pid, url: url(floor), dataFile: localFile, expectedResponseBytes: FLOOR_ANSWER_BYTES },
+        {
+          key: 'rateLimit',
+          name: 'keyward ValidateKey, policy with one Redis rate limit',
+          serverPid: kw.pid,
+          helper: { pid: ctx.redisPid, name: 'redis' },
+          url: url(kw),
+          dataFile: rlFile,
+          expectedResponseBytes: rl.frameBytes,
+          before: async () => {
+            scriptsBefore = await redisCommandCalls(ctx.redisUrl, ['evalsha', 'eval']);
           },
-          {
-            key: 'localRules',
-            name: 'keyward ValidateKey, policy with local rules only',
-            serverPid: kw.pid,
-            url: url(kw),
-            dataFile: localFile,
-            expectedResponseBytes: local.frameBytes,
+          after: async (run) => {
+            const scripts = (await redisCommandCalls(ctx.redisUrl, ['evalsha', 'eval'])) - scriptsBefore;
+            scriptsPerRun.set(run.h2.reqPerSec, scripts / run.h2.succeeded);
+            // warm-up requests run scripts too, so at least one per measured request
+            if (scripts < run.h2.succeeded) throw new Error(`Redis ran ${scripts} scripts for ${run.h2.succeeded} rate-limited requests: the limiter was not called`);
           },
-        ],
-        stop: async () => {
-          await expectValid(kw, rlReq);
-          await expectValid(kw, localReq);
-          await stop();
         },
-      };
-    } catch (err) {
-      await stop();
-      throw err;
-    }
+        {
+          key: 'localRules',
+          name: 'keyward ValidateKey, policy with local rules only',
+          serverPid: kw.pid,
+          url: url(kw),
+          dataFile: localFile,
+          expectedResponseBytes: local.frameBytes,
+        },
+      ],
+      finish: async () => {
+        await expectValid(kw, rlReq);
+        await expectValid(kw, localReq);
+      },
+    };
   });
   return { floor: runs.floor, rateLimit: runs.rateLimit, localRules: runs.localRules, scriptsPerRequest: scriptsPerRun.get(runs.rateLimit.reqPerSec) ?? NaN };
 }

@@ -67,55 +67,43 @@ export async function benchTracing(ctx: BenchContext): Promise<TracingResults> {
     // validations answered by the traced sidecars of every rep (read before each is stopped)
     const validations = { ratio1: 0, ratio0: 0 };
 
-    const runs = await interleavedFresh(ctx, 'tracing', async () => {
-      const rep: KeywardProcess[] = [];
-      const stop = async (): Promise<void> => {
-        await Promise.all(rep.map((kw) => kw.stop())); // SIGTERM: a traced sidecar sends its open span batch first
-      };
-      try {
-        const off = await startKeyward('keyward-tracing-off');
-        rep.push(off);
-        const on1 = await startKeyward('keyward-tracing-1.0', { env: tracingEnv(sink1, '1.0') });
-        rep.push(on1);
-        const on0 = await startKeyward('keyward-tracing-0', { env: tracingEnv(sink0, '0') });
-        rep.push(on0);
-        const [pOff, p1, p0] = [await prepare(off), await prepare(on1), await prepare(on0)];
-        return {
-          contenders: [
-            { key: 'off', name: 'cached ValidateKey, tracing off', serverPid: off.pid, url: url(off), dataFile: pOff.file, expectedResponseBytes: pOff.bytes },
-            {
-              key: 'ratio1',
-              name: `cached ValidateKey, tracing on, ${SAMPLER} 1.0`,
-              serverPid: on1.pid,
-              helper: { pid: sink1.pid, name: 'OTLP sink' },
-              url: url(on1),
-              dataFile: p1.file,
-              expectedResponseBytes: p1.bytes,
-            },
-            {
-              key: 'ratio0',
-              name: `cached ValidateKey, tracing on, ${SAMPLER} 0`,
-              serverPid: on0.pid,
-              helper: { pid: sink0.pid, name: 'OTLP sink' },
-              url: url(on0),
-              dataFile: p0.file,
-              expectedResponseBytes: p0.bytes,
-            },
-          ],
-          stop: async () => {
-            // still valid after the load
-            await expectValid(off, pOff.req);
-            await expectValid(on1, p1.req);
-            await expectValid(on0, p0.req);
-            validations.ratio1 += await scrapeCounter(on1, 'keyward_validations_total');
-            validations.ratio0 += await scrapeCounter(on0, 'keyward_validations_total');
-            await stop();
+    // the rep's sidecars are stopped with SIGTERM, and a traced sidecar then sends its open span batch
+    const runs = await interleavedFresh(ctx, 'tracing', async (_rep, track) => {
+      const off = track(await startKeyward('keyward-tracing-off'));
+      const on1 = track(await startKeyward('keyward-tracing-1.0', { env: tracingEnv(sink1, '1.0') }));
+      const on0 = track(await startKeyward('keyward-tracing-0', { env: tracingEnv(sink0, '0') }));
+      const [pOff, p1, p0] = [await prepare(off), await prepare(on1), await prepare(on0)];
+      return {
+        contenders: [
+          { key: 'off', name: 'cached ValidateKey, tracing off', serverPid: off.pid, url: url(off), dataFile: pOff.file, expectedResponseBytes: pOff.bytes },
+          {
+            key: 'ratio1',
+            name: `cached ValidateKey, tracing on, ${SAMPLER} 1.0`,
+            serverPid: on1.pid,
+            helper: { pid: sink1.pid, name: 'OTLP sink' },
+            url: url(on1),
+            dataFile: p1.file,
+            expectedResponseBytes: p1.bytes,
           },
-        };
-      } catch (err) {
-        await stop();
-        throw err;
-      }
+          {
+            key: 'ratio0',
+            name: `cached ValidateKey, tracing on, ${SAMPLER} 0`,
+            serverPid: on0.pid,
+            helper: { pid: sink0.pid, name: 'OTLP sink' },
+            url: url(on0),
+            dataFile: p0.file,
+            expectedResponseBytes: p0.bytes,
+          },
+        ],
+        finish: async () => {
+          // still valid after the load
+          await expectValid(off, pOff.req);
+          await expectValid(on1, p1.req);
+          await expectValid(on0, p0.req);
+          validations.ratio1 += await scrapeCounter(on1, 'keyward_validations_total');
+          validations.ratio0 += await scrapeCounter(on0, 'keyward_validations_total');
+        },
+      };
     });
 
     // the sidecars sent their last batches when stopped; give the sink a moment to count them

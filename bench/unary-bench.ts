@@ -47,58 +47,43 @@ export async function benchUnary(ctx: BenchContext): Promise<UnaryResults> {
   const cacheOffFile = join(ctx.outDir, 'validate-cache-off.bin');
   try {
     // every rep measures new processes (interleavedFresh): one process's luck weighs on one rep
-    const runs = await interleavedFresh(ctx, 'unary', async () => {
-      const rep: ServerProcess[] = [];
-      const stop = async (): Promise<void> => {
-        await Promise.all(rep.map((x) => x.stop()));
-      };
-      try {
-        const floor = await startFloor('unary');
-        rep.push(floor);
-        const cached = await startKeyward('keyward-cached');
-        rep.push(cached);
-        await sleep(1_000);
-        if (Number.isNaN(idleEmbeddedMiB)) idleEmbeddedMiB = rssMiB(cached.pid);
-        const cacheOff = await startKeyward('keyward-cache-off', {
-          env: { KEYWARD_REDIS_URL: ctx.redisUrl, KEYWARD_CACHE_MAX_ENTRIES: '0' },
-        });
-        rep.push(cacheOff);
-        const p = await prepareUnary(cached, cachedFile);
-        const off = await prepareUnary(cacheOff, cacheOffFile);
-        return {
-          contenders: [
-            { key: 'floor', name: 'unary floor (bare grpc-js)', serverPid: floor.pid, url: url(floor), dataFile: cachedFile, expectedResponseBytes: FLOOR_ANSWER_BYTES },
-            { key: 'cached', name: 'keyward ValidateKey, cache hits', serverPid: cached.pid, url: url(cached), dataFile: cachedFile, expectedResponseBytes: p.bytes },
-            {
-              key: 'cacheOff',
-              name: 'keyward ValidateKey, cache off (Redis)',
-              serverPid: cacheOff.pid,
-              helper: { pid: ctx.redisPid, name: 'redis' },
-              url: url(cacheOff),
-              dataFile: cacheOffFile,
-              expectedResponseBytes: off.bytes,
-              before: async () => {
-                readsBefore = await redisCommandCalls(ctx.redisUrl, ['hgetall']);
-              },
-              after: async (run) => {
-                const reads = (await redisCommandCalls(ctx.redisUrl, ['hgetall'])) - readsBefore;
-                readsPerRun.set(run.h2.reqPerSec, reads / run.h2.succeeded);
-                // warm-up requests read too, so at least one read per measured request
-                if (reads < run.h2.succeeded) throw new Error(`Redis ran ${reads} HGETALLs for ${run.h2.succeeded} cache-off validations: not a read per call`);
-              },
+    const runs = await interleavedFresh(ctx, 'unary', async (_rep, track) => {
+      const floor = track(await startFloor('unary'));
+      const cached = track(await startKeyward('keyward-cached'));
+      await sleep(1_000);
+      if (Number.isNaN(idleEmbeddedMiB)) idleEmbeddedMiB = rssMiB(cached.pid);
+      const cacheOff = track(await startKeyward('keyward-cache-off', { env: { KEYWARD_REDIS_URL: ctx.redisUrl, KEYWARD_CACHE_MAX_ENTRIES: '0' } }));
+      const p = await prepareUnary(cached, cachedFile);
+      const off = await prepareUnary(cacheOff, cacheOffFile);
+      return {
+        contenders: [
+          { key: 'floor', name: 'unary floor (bare grpc-js)', serverPid: floor.pid, url: url(floor), dataFile: cachedFile, expectedResponseBytes: FLOOR_ANSWER_BYTES },
+          { key: 'cached', name: 'keyward ValidateKey, cache hits', serverPid: cached.pid, url: url(cached), dataFile: cachedFile, expectedResponseBytes: p.bytes },
+          {
+            key: 'cacheOff',
+            name: 'keyward ValidateKey, cache off (Redis)',
+            serverPid: cacheOff.pid,
+            helper: { pid: ctx.redisPid, name: 'redis' },
+            url: url(cacheOff),
+            dataFile: cacheOffFile,
+            expectedResponseBytes: off.bytes,
+            before: async () => {
+              readsBefore = await redisCommandCalls(ctx.redisUrl, ['hgetall']);
             },
-          ],
-          stop: async () => {
-            // still valid after the load (nothing was revoked or evicted into an error)
-            await expectValid(cached, p.req);
-            await expectValid(cacheOff, off.req);
-            await stop();
+            after: async (run) => {
+              const reads = (await redisCommandCalls(ctx.redisUrl, ['hgetall'])) - readsBefore;
+              readsPerRun.set(run.h2.reqPerSec, reads / run.h2.succeeded);
+              // warm-up requests read too, so at least one read per measured request
+              if (reads < run.h2.succeeded) throw new Error(`Redis ran ${reads} HGETALLs for ${run.h2.succeeded} cache-off validations: not a read per call`);
+            },
           },
-        };
-      } catch (err) {
-        await stop();
-        throw err;
-      }
+        ],
+        finish: async () => {
+          // still valid after the load (nothing was revoked or evicted into an error)
+          await expectValid(cached, p.req);
+          await expectValid(cacheOff, off.req);
+        },
+      };
     });
 
     const floor = await startFloor('unary');
