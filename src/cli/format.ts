@@ -42,3 +42,8 @@ export function formatTable(keys: ApiKey[]): string {
 export function print(text: string): void {
   process.stdout.write(`${text}\n`);
 }
+
+/** Prints a secret shown once (create, rotate, claim), with why it must be stored now. */
+export function printSecret(secret: string, why = 'keyward keeps only its hash and will not show it again.'): void {
+  print(`\nsecret  ${secret}\n\nStore the secret now: ${why}`);
+}

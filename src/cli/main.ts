@@ -17,7 +17,7 @@ import {
 } from '../gen/keyward/v1/key_admin_service.pb';
 import { ValidateKeyResponse, validationCodeToJSON } from '../gen/keyward/v1/key_service.pb';
 import { adminClient, call, CliError, keyClient, resolveToken } from './admin-client';
-import { formatKey, formatTable, print } from './format';
+import { formatKey, formatTable, print, printSecret } from './format';
 import { runExport, runImport } from './backup-commands';
 import { addRotationCommands } from './rotation-commands';
 
@@ -117,7 +117,7 @@ export function buildProgram(): Command {
       }, c.metadata, c.timeoutMs);
       if (c.json) return print(JSON.stringify(CreateKeyResponse.toJSON(res), null, 2));
       print(formatKey(res.key!));
-      print(`\nsecret  ${res.secret}\n\nStore the secret now: keyward keeps only its hash and will not show it again.`);
+      printSecret(res.secret);
     });
 
   keys

@@ -4,7 +4,7 @@ import { parseDuration } from '../config/duration';
 import { ClaimRotatedSecretResponse, RotateKeyResponse, type KeyAdminServiceClient } from '../gen/keyward/v1/key_admin_service.pb';
 import { call } from './admin-client';
 import { msToDuration } from '../codec/policy-mapping';
-import { formatKey, print } from './format';
+import { formatKey, print, printSecret } from './format';
 
 /** What a command needs of the connection `keys` sets up (see main.ts). */
 export interface AdminConnection {
@@ -33,7 +33,7 @@ export function addRotationCommands(keys: Command, connect: (cmd: Command) => Ad
       print(formatKey(res.successor!));
       const end = res.key?.graceEndTime;
       print(`\nreplaces ${keyId}, which ${end && end.getTime() > Date.now() ? `keeps validating until ${end.toISOString()}` : 'no longer validates'}`);
-      print(`\nsecret  ${res.secret}\n\nStore the secret now: keyward keeps only its hash and will not show it again.`);
+      printSecret(res.secret);
     });
 
   keys
@@ -44,6 +44,6 @@ export function addRotationCommands(keys: Command, connect: (cmd: Command) => Ad
       const res = await call(c.client.claimRotatedSecret.bind(c.client), { keyId }, c.metadata, c.timeoutMs);
       if (c.json) return print(JSON.stringify(ClaimRotatedSecretResponse.toJSON(res), null, 2));
       print(formatKey(res.key!));
-      print(`\nsecret  ${res.secret}\n\nStore the secret now: the sealed copy was destroyed and cannot be claimed again.`);
+      printSecret(res.secret, 'the sealed copy was destroyed and cannot be claimed again.');
     });
 }
