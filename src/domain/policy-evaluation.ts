@@ -25,13 +25,14 @@ export interface CompiledPolicy {
 }
 
 export function compilePolicy(policy: Policy): CompiledPolicy {
+  const limits = compileLimits(policy.rateLimits, policy.credits);
   return {
     policy,
     allowedScopes: policy.allowedScopes.length > 0 ? new ScopeSet(policy.allowedScopes) : undefined,
     cidrs: policy.allowedCidrs.length > 0 ? new CidrSet(policy.allowedCidrs) : undefined,
     windows: policy.timeWindows.length > 0 ? new TimeWindowSet(policy.timeZone, policy.timeWindows) : undefined,
-    hasLimits: policy.rateLimits.length > 0 || policy.credits !== undefined,
-    limits: compileLimits(policy.rateLimits, policy.credits),
+    hasLimits: limits.rates.length > 0 || limits.credits !== undefined,
+    limits,
     maxAgeExpiryMs: policy.rotation?.strategy === 'notify' ? policy.maxAgeMs : undefined,
   };
 }
