@@ -1,4 +1,4 @@
-import type { Attributes, Link } from '@opentelemetry/api';
+import type { Attributes, Link, SpanContext, SpanKind } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
@@ -124,16 +124,7 @@ export class SpanBatchEncoder {
     this.reserve(spanNumbers(keys.length));
     const x = this.numbers;
     const n = this.n;
-    const sc = span.spanContext();
-    const parent = span.parentSpanContext;
-    this.ids.push(sc.traceId, sc.spanId, parent === undefined ? NO_PARENT : parent.spanId);
-    x[n + SPAN.resource] = this.resource(span.resource);
-    x[n + SPAN.scope] = this.scope(span.instrumentationScope);
-    x[n + SPAN.name] = this.str(span.name);
-    x[n + SPAN.kind] = span.kind;
-    x[n + SPAN.traceFlags] = sc.traceFlags;
-    x[n + SPAN.parent] = parent === undefined ? PARENT_NONE : parent.isRemote ? PARENT_REMOTE : PARENT_LOCAL;
-    x[n + SPAN.traceState] = sc.traceState === undefined ? BATCH_NONE : this.str(sc.traceState.serialize());
+    this.head(n, span.spanContext(), span.parentSpanContext, span.resource, span.instrumentationScope, span.name, span.kind);
     x[n + SPAN.startSeconds] = span.startTime[0];
     x[n + SPAN.startNanos] = span.startTime[1];
     x[n + SPAN.endSeconds] = span.endTime[0];
@@ -152,6 +143,19 @@ export class SpanBatchEncoder {
     this.spans++;
   }
 
+  /** The ids and the fields both kinds of span share, for the span starting at number `n`. */
+  private head(n: number, sc: SpanContext, parent: SpanContext | undefined, resource: Resource, scope: InstrumentationScope, name: string, kind: SpanKind): void {
+    const x = this.numbers;
+    this.ids.push(sc.traceId, sc.spanId, parent === undefined ? NO_PARENT : parent.spanId);
+    x[n + SPAN.resource] = this.resource(resource);
+    x[n + SPAN.scope] = this.scope(scope);
+    x[n + SPAN.name] = this.str(name);
+    x[n + SPAN.kind] = kind;
+    x[n + SPAN.traceFlags] = sc.traceFlags;
+    x[n + SPAN.parent] = parent === undefined ? PARENT_NONE : parent.isRemote ? PARENT_REMOTE : PARENT_LOCAL;
+    x[n + SPAN.traceState] = sc.traceState === undefined ? BATCH_NONE : this.str(sc.traceState.serialize());
+  }
+
   /** A LightSpan (keyward's server spans), laid out as `add` lays out an SDK span. */
   addLight(span: LightSpan): void {
     const keys = span.keys;
@@ -159,16 +163,7 @@ export class SpanBatchEncoder {
     this.reserve(spanNumbers(keys.length));
     const x = this.numbers;
     const n = this.n;
-    const sc = span.context;
-    const parent = span.parent;
-    this.ids.push(sc.traceId, sc.spanId, parent === undefined ? NO_PARENT : parent.spanId);
-    x[n + SPAN.resource] = this.resource(span.resource);
-    x[n + SPAN.scope] = this.scope(span.scope);
-    x[n + SPAN.name] = this.str(span.name);
-    x[n + SPAN.kind] = span.kind;
-    x[n + SPAN.traceFlags] = sc.traceFlags;
-    x[n + SPAN.parent] = parent === undefined ? PARENT_NONE : parent.isRemote ? PARENT_REMOTE : PARENT_LOCAL;
-    x[n + SPAN.traceState] = sc.traceState === undefined ? BATCH_NONE : this.str(sc.traceState.serialize());
+    this.head(n, span.context, span.parent, span.resource, span.scope, span.name, span.kind);
     hrTimeOf(x, n + SPAN.startSeconds, n + SPAN.startNanos, span.startMillis);
     hrTimeOf(x, n + SPAN.endSeconds, n + SPAN.endNanos, span.endMillis);
     x[n + SPAN.statusCode] = span.status.code;
