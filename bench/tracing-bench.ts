@@ -3,7 +3,7 @@ import type { ValidateKeyRequest } from '../src/gen/keyward/v1/key_service.pb';
 import { createKey, expectValid, validationRequest, type BenchContext } from './context';
 import { keyServicePb } from './dist-modules';
 import { grpcFrame, writeFrameFile } from './grpc-frame';
-import { interleavedFresh } from './interleaved';
+import { interleavedFresh, type Contender } from './interleaved';
 import { scrapeCounter } from './metrics-scrape';
 import { sleep } from './processes';
 import { THROUGHPUT_HEADER, f2, int, pairedRatio, ratio, throughputRow } from './report-format';
@@ -64,6 +64,15 @@ export async function benchTracing(ctx: BenchContext): Promise<TracingResults> {
       const answer = await expectValid(kw, req);
       return { req, file, bytes: answer.frameBytes };
     };
+    const traced = (key: string, arg: string, kw: KeywardProcess, sink: OtlpSink, p: { file: string; bytes: number }): Contender => ({
+      key,
+      name: `cached ValidateKey, tracing on, ${SAMPLER} ${arg}`,
+      serverPid: kw.pid,
+      helper: { pid: sink.pid, name: 'OTLP sink' },
+      url: url(kw),
+      dataFile: p.file,
+      expectedResponseBytes: p.bytes,
+    });
     // validations answered by the traced sidecars of every rep (read before each is stopped)
     const validations = { ratio1: 0, ratio0: 0 };
 
@@ -76,24 +85,8 @@ export async function benchTracing(ctx: BenchContext): Promise<TracingResults> {
       return {
         contenders: [
           { key: 'off', name: 'cached ValidateKey, tracing off', serverPid: off.pid, url: url(off), dataFile: pOff.file, expectedResponseBytes: pOff.bytes },
-          {
-            key: 'ratio1',
-            name: `cached ValidateKey, tracing on, ${SAMPLER} 1.0`,
-            serverPid: on1.pid,
-            helper: { pid: sink1.pid, name: 'OTLP sink' },
-            url: url(on1),
-            dataFile: p1.file,
-            expectedResponseBytes: p1.bytes,
-          },
-          {
-            key: 'ratio0',
-            name: `cached ValidateKey, tracing on, ${SAMPLER} 0`,
-            serverPid: on0.pid,
-            helper: { pid: sink0.pid, name: 'OTLP sink' },
-            url: url(on0),
-            dataFile: p0.file,
-            expectedResponseBytes: p0.bytes,
-          },
+          traced('ratio1', '1.0', on1, sink1, p1),
+          traced('ratio0', '0', on0, sink0, p0),
         ],
         finish: async () => {
           // still valid after the load
