@@ -1,26 +1,10 @@
 import { compileLimits, NO_LIMITS } from '../../../src/domain/limit-rules';
-import type { Policy } from '../../../src/domain/policy';
 import { compilePolicy, limitsFor } from '../../../src/domain/policy-evaluation';
+import { makePolicy } from '../helpers/records';
 
 // compilePolicy's matchers and effectiveCredits: test/unit/domain/validation-policy.test.ts.
 
-function policy(overrides: Partial<Policy> = {}): Policy {
-  return {
-    id: 'pol_01JD6Z3M8Q4ZC2N1XW7V5TBR9A',
-    service: 'orders',
-    name: 'standard',
-    allowedScopes: [],
-    requireExpiry: false,
-    allowedCidrs: [],
-    timeZone: 'UTC',
-    timeWindows: [],
-    rateLimits: [],
-    createdAt: 0,
-    updatedAt: 0,
-    version: 1,
-    ...overrides,
-  };
-}
+const policy = makePolicy;
 
 const rps = { name: 'rps', limit: 3, periodMs: 1000, burst: 1 };
 const refill = { period: 'daily' as const, amount: 40 };

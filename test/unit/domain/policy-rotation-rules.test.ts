@@ -1,23 +1,10 @@
 import { InvalidArgumentError } from '../../../src/domain/errors';
 import { checkPolicyFields, type PolicyFields } from '../../../src/domain/policy-rules';
+import { makePolicyFields } from '../helpers/records';
 
 const DAY = 86_400_000;
 
-function fields(overrides: Partial<PolicyFields> = {}): PolicyFields {
-  return {
-    service: 'orders',
-    name: 'rotating',
-    allowedScopes: [],
-    requireExpiry: false,
-    allowedCidrs: [],
-    timeZone: 'UTC',
-    timeWindows: [],
-    rateLimits: [],
-    maxActiveKeys: 0,
-    maxAgeMs: 30 * DAY,
-    ...overrides,
-  };
-}
+const fields = (overrides: Partial<PolicyFields> = {}): PolicyFields => makePolicyFields({ name: 'rotating', maxAgeMs: 30 * DAY, ...overrides });
 
 function fieldOf(f: PolicyFields): string {
   try {

@@ -3,42 +3,14 @@ import { FailedPreconditionError, InvalidArgumentError } from '../../../src/doma
 import type { Policy } from '../../../src/domain/policy';
 import { checkKeyCompliance, checkPolicyFields, scopeWithin, type KeyTerms, type PolicyFields } from '../../../src/domain/policy-rules';
 import { ScopeSet } from '../../../src/domain/scopes';
+import { makePolicy, makePolicyFields } from '../helpers/records';
 
 const T0 = 1_700_000_000_000;
 const HOUR = 3_600_000;
 
-function fields(overrides: Partial<PolicyFields> = {}): PolicyFields {
-  return {
-    service: 'orders',
-    name: 'standard',
-    allowedScopes: [],
-    requireExpiry: false,
-    allowedCidrs: [],
-    timeZone: 'UTC',
-    timeWindows: [],
-    rateLimits: [],
-    maxActiveKeys: 0,
-    ...overrides,
-  };
-}
+const fields = makePolicyFields;
 
-function policy(overrides: Partial<Policy> = {}): Policy {
-  return {
-    id: 'pol_01JD6Z3M8Q4ZC2N1XW7V5TBR9A',
-    service: 'orders',
-    name: 'standard',
-    allowedScopes: [],
-    requireExpiry: false,
-    allowedCidrs: [],
-    timeZone: 'UTC',
-    timeWindows: [],
-    rateLimits: [],
-    createdAt: T0,
-    updatedAt: T0,
-    version: 1,
-    ...overrides,
-  };
-}
+const policy = (overrides: Partial<Policy> = {}): Policy => makePolicy({ createdAt: T0, updatedAt: T0, ...overrides });
 
 function key(overrides: Partial<KeyTerms> = {}): KeyTerms {
   return { scopes: ['orders:read'], createdAt: T0, ...overrides };

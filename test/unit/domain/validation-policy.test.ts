@@ -3,29 +3,13 @@ import type { Policy } from '../../../src/domain/policy';
 import { compilePolicy, effectiveCredits, type CompiledPolicy } from '../../../src/domain/policy-evaluation';
 import { decide, toValidationEntry, type ValidationRequest } from '../../../src/domain/validation';
 import type { KeyRecord } from '../../../src/domain/key-record';
-import { makeRecord } from '../helpers/records';
+import { makePolicy, makeRecord } from '../helpers/records';
 
 /** Tuesday 2023-11-14 10:00 UTC = 11:00 in Berlin (CET, UTC+1). */
 const TUE_10Z = Date.UTC(2023, 10, 14, 10, 0);
 const HOUR = 3_600_000;
 
-function policy(overrides: Partial<Policy> = {}): Policy {
-  return {
-    id: 'pol_01JD6Z3M8Q4ZC2N1XW7V5TBR9A',
-    service: 'orders',
-    name: 'standard',
-    allowedScopes: [],
-    requireExpiry: false,
-    allowedCidrs: [],
-    timeZone: 'UTC',
-    timeWindows: [],
-    rateLimits: [],
-    createdAt: 0,
-    updatedAt: 0,
-    version: 1,
-    ...overrides,
-  };
-}
+const policy = makePolicy;
 
 const compiled = (overrides: Partial<Policy> = {}): CompiledPolicy => compilePolicy(policy(overrides));
 

@@ -18,6 +18,7 @@ import { KeyIdGenerator } from '../../../src/domain/key-id';
 import type { KeyRecord } from '../../../src/domain/key-record';
 import type { RotationRule } from '../../../src/domain/policy';
 import type { PolicyFields } from '../../../src/domain/policy-rules';
+import { makePolicyFields } from './records';
 import { compilePolicy } from '../../../src/domain/policy-evaluation';
 import { decide, toValidationEntry, type Decision } from '../../../src/domain/validation';
 import type { EventOutbox } from '../../../src/ports/event-outbox';
@@ -98,20 +99,7 @@ export function lifecycleEnv(opts: EnvOptions = {}) {
 
     /** A service-default policy for `orders` with a max age and rotation rule. */
     async rotationPolicy(maxAgeMs: number, rotation: RotationRule, extra: Partial<PolicyFields> = {}) {
-      const fields: PolicyFields = {
-        service: 'orders',
-        name: `rotation-${rotation.strategy}`,
-        allowedScopes: [],
-        requireExpiry: false,
-        allowedCidrs: [],
-        timeZone: 'UTC',
-        timeWindows: [],
-        rateLimits: [],
-        maxActiveKeys: 0,
-        maxAgeMs,
-        rotation,
-        ...extra,
-      };
+      const fields = makePolicyFields({ name: `rotation-${rotation.strategy}`, maxAgeMs, rotation, ...extra });
       return (await policyAdmin.create(root, fields, true)).policy;
     },
 
