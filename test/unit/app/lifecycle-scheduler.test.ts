@@ -15,6 +15,38 @@ function wrap<T extends object>(inner: T, overrides: Partial<Record<keyof T, unk
   });
 }
 
+/** A failure the test arms, fired once by the next call it applies to. */
+function oneShot(armed = false): { arm(): void; fire(applies?: boolean): boolean } {
+  return {
+    arm: () => {
+      armed = true;
+    },
+    fire: (applies = true) => {
+      if (!armed || !applies) return false;
+      armed = false;
+      return true;
+    },
+  };
+}
+
+/** A store whose next `replace` fails once `shot` is armed (a scheduler killed before that write). */
+const failingReplace = (shot: ReturnType<typeof oneShot>) => (s: KeyStore) =>
+  wrap<KeyStore>(s, {
+    replace: async (...args: Parameters<KeyStore['replace']>) => {
+      if (shot.fire()) throw new Error('killed');
+      return s.replace(...args);
+    },
+  });
+
+/** An outbox whose next append of a `type` event fails with `message` once `shot` is armed. */
+const failingAppend = (shot: ReturnType<typeof oneShot>, type: string, message: string) => (o: EventOutbox) =>
+  wrap<EventOutbox>(o, {
+    append: async (e: Parameters<EventOutbox['append']>[0], opts: Parameters<EventOutbox['append']>[1]) => {
+      if (shot.fire(e.type === type)) throw new Error(message);
+      return o.append(e, opts);
+    },
+  });
+
 const keyEvents = async (env: ReturnType<typeof lifecycleEnv>) => (await env.events()).filter((e) => e.type.startsWith('key.') && e.type !== 'key.created');
 
 describe('notify strategy', () => {
@@ -164,23 +196,12 @@ describe('exclusion: two schedulers on one store', () => {
 
 describe('crash between a step\'s write and its events', () => {
   it('auto rotation: a scheduler killed after the rotation write; the next run emits the events once, with no second rotation', async () => {
-    let failNext = false;
-    const env = lifecycleEnv({
-      wrapOutbox: (o) =>
-        wrap<EventOutbox>(o, {
-          append: async (e: Parameters<EventOutbox['append']>[0], opts: Parameters<EventOutbox['append']>[1]) => {
-            if (failNext && e.type === 'key.created') {
-              failNext = false;
-              throw new Error('killed');
-            }
-            return o.append(e, opts);
-          },
-        }),
-    });
+    const shot = oneShot();
+    const env = lifecycleEnv({ wrapOutbox: failingAppend(shot, 'key.created', 'killed') });
     await env.rotationPolicy(30 * DAY, { strategy: 'auto', noticeMs: 0, gracePeriodMs: HOUR });
     const { record } = await env.createKey();
     env.clock.set(T0 + 30 * DAY);
-    failNext = true;
+    shot.arm();
     await env.scheduler('a').tick();
     const afterCrash = await env.get(record.id);
     expect(afterCrash.rotatedTo).toBeDefined(); // the rotation was written...
@@ -202,23 +223,12 @@ describe('crash between a step\'s write and its events', () => {
   });
 
   it('auto rotation: killed after emitting the events but before clearing the mark; the re-run adds no duplicate', async () => {
-    let failReplace = false;
-    const env = lifecycleEnv({
-      wrapStore: (s) =>
-        wrap<KeyStore>(s, {
-          replace: async (...args: Parameters<KeyStore['replace']>) => {
-            if (failReplace) {
-              failReplace = false;
-              throw new Error('killed');
-            }
-            return s.replace(...args);
-          },
-        }),
-    });
+    const shot = oneShot();
+    const env = lifecycleEnv({ wrapStore: failingReplace(shot) });
     await env.rotationPolicy(30 * DAY, { strategy: 'auto', noticeMs: 0, gracePeriodMs: HOUR });
     const { record } = await env.createKey();
     env.clock.set(T0 + 30 * DAY);
-    failReplace = true;
+    shot.arm();
     await env.scheduler('a').tick();
     expect((await env.events()).filter((e) => e.type === 'key.rotated')).toHaveLength(1);
     await env.scheduler('a').tick(); // the deferred key is due again later
@@ -230,22 +240,11 @@ describe('crash between a step\'s write and its events', () => {
   });
 
   it('expiry: killed between the events and the record write; the next run completes it once', async () => {
-    let failReplace = false;
-    const env = lifecycleEnv({
-      wrapStore: (s) =>
-        wrap<KeyStore>(s, {
-          replace: async (...args: Parameters<KeyStore['replace']>) => {
-            if (failReplace) {
-              failReplace = false;
-              throw new Error('killed');
-            }
-            return s.replace(...args);
-          },
-        }),
-    });
+    const shot = oneShot();
+    const env = lifecycleEnv({ wrapStore: failingReplace(shot) });
     const { record } = await env.createKey({ expiresAt: T0 + HOUR });
     env.clock.set(T0 + HOUR);
-    failReplace = true;
+    shot.arm();
     await env.scheduler('a').tick();
     expect((await env.get(record.id)).expiryHandledAt).toBeUndefined();
     env.clock.advance(2 * MINUTE); // past the defer time
@@ -257,19 +256,7 @@ describe('crash between a step\'s write and its events', () => {
   });
 
   it('expiry: an outbox failure leaves the step undone, and the retry emits it once', async () => {
-    let fail = true;
-    const env = lifecycleEnv({
-      wrapOutbox: (o) =>
-        wrap<EventOutbox>(o, {
-          append: async (e: Parameters<EventOutbox['append']>[0], opts: Parameters<EventOutbox['append']>[1]) => {
-            if (fail && e.type === 'key.expired') {
-              fail = false;
-              throw new Error('outbox down');
-            }
-            return o.append(e, opts);
-          },
-        }),
-    });
+    const env = lifecycleEnv({ wrapOutbox: failingAppend(oneShot(true), 'key.expired', 'outbox down') });
     const { record } = await env.createKey({ expiresAt: T0 + HOUR });
     env.clock.set(T0 + HOUR);
     await env.scheduler('a').tick();
