@@ -231,6 +231,8 @@ describe('crash between a step\'s write and its events', () => {
     shot.arm();
     await env.scheduler('a').tick();
     expect((await env.events()).filter((e) => e.type === 'key.rotated')).toHaveLength(1);
+    const crashed = await env.get(record.id);
+    expect(crashed.dueAt).toBe(crashed.rotatedAt); // the "events pending" mark outlived the crash
     await env.scheduler('a').tick(); // the deferred key is due again later
     env.clock.advance(2 * MINUTE);
     await env.scheduler('a').tick();
