@@ -16,6 +16,7 @@ import { compileLimits } from '../../../src/domain/limit-rules';
 import type { Policy } from '../../../src/domain/policy';
 import { ScopeSet } from '../../../src/domain/scopes';
 import { seededBytes } from '../helpers/bytes';
+import { makePolicy } from '../helpers/records';
 
 const T0 = 1_700_000_000_000;
 const HOUR = 3_600_000;
@@ -33,21 +34,7 @@ const ordersReader = principal('key_orders_r', 'service:orders:read');
 const billingWriter = principal('key_billing_w', 'service:billing:write');
 
 function policy(id: string, overrides: Partial<Policy> = {}): Policy {
-  return {
-    id,
-    service: 'orders',
-    name: id.slice(-1),
-    allowedScopes: [],
-    requireExpiry: false,
-    allowedCidrs: [],
-    timeZone: 'UTC',
-    timeWindows: [],
-    rateLimits: [],
-    createdAt: T0,
-    updatedAt: T0,
-    version: 1,
-    ...overrides,
-  };
+  return makePolicy({ id, name: id.slice(-1), createdAt: T0, updatedAt: T0, ...overrides });
 }
 
 function createInput(overrides: Partial<CreateKeyInput> = {}): CreateKeyInput {

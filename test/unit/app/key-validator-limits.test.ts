@@ -12,7 +12,7 @@ import type { KeyRecord } from '../../../src/domain/key-record';
 import type { Policy } from '../../../src/domain/policy';
 import type { Decision } from '../../../src/domain/validation';
 import { seededBytes } from '../helpers/bytes';
-import { makeRecord } from '../helpers/records';
+import { makePolicy, makeRecord } from '../helpers/records';
 
 const T0 = 1_700_000_000_000;
 const TTL = 30_000;
@@ -23,21 +23,7 @@ const LOCAL_ID = 'pol_01JD6Z3M8Q4ZC2N1XW7V5TBR9C';
 const GONE_ID = 'pol_01JD6Z3M8Q4ZC2N1XW7V5TBR9D';
 
 function policy(id: string, overrides: Partial<Policy> = {}): Policy {
-  return {
-    id,
-    service: 'orders',
-    name: id.slice(-1),
-    allowedScopes: [],
-    requireExpiry: false,
-    allowedCidrs: [],
-    timeZone: 'UTC',
-    timeWindows: [],
-    rateLimits: [],
-    createdAt: T0,
-    updatedAt: T0,
-    version: 1,
-    ...overrides,
-  };
+  return makePolicy({ id, name: id.slice(-1), createdAt: T0, updatedAt: T0, ...overrides });
 }
 
 const RPS = { name: 'rps', limit: 10, periodMs: 1000, burst: 2 }; // T = 100 ms, B + 1 = 3 at once

@@ -16,6 +16,7 @@ import type { PolicyFields } from '../../../src/domain/policy-rules';
 import { ScopeSet } from '../../../src/domain/scopes';
 import type { PolicyStore } from '../../../src/ports/policy-store';
 import { seededBytes } from '../helpers/bytes';
+import { makePolicyFields } from '../helpers/records';
 
 const T0 = 1_700_000_000_000;
 const MISSING_ID = 'pol_01JD6Z3M8Q4ZC2N1XW7V5TBR9A';
@@ -29,18 +30,7 @@ const billingWriter = principal('key_billing_w', 'service:billing:write');
 type Change = { kind: PolicyChangeKind; policy: Policy; actor: string };
 
 function fields(overrides: Partial<PolicyFields> = {}): PolicyFields {
-  return {
-    service: 'orders',
-    name: 'standard',
-    allowedScopes: ['orders:*'],
-    requireExpiry: false,
-    allowedCidrs: [],
-    timeZone: 'UTC',
-    timeWindows: [],
-    rateLimits: [],
-    maxActiveKeys: 0,
-    ...overrides,
-  };
+  return makePolicyFields({ allowedScopes: ['orders:*'], ...overrides });
 }
 
 /** Update fields that differ from `fields()` in every settable field. */

@@ -5,7 +5,7 @@ import { StoreUnavailableError } from '../../../src/domain/errors';
 import type { KeyRecord } from '../../../src/domain/key-record';
 import type { Policy } from '../../../src/domain/policy';
 import type { PolicyStore } from '../../../src/ports/policy-store';
-import { makeRecord } from '../helpers/records';
+import { makePolicy, makeRecord } from '../helpers/records';
 
 const T0 = 1_700_000_000_000;
 const TTL = 10_000;
@@ -18,21 +18,7 @@ const BILLING_ID = 'pol_01JD6Z3M8Q4ZC2N1XW7V5TBR9D';
 const MISSING_ID = 'pol_01JD6Z3M8Q4ZC2N1XW7V5TBR9E';
 
 function policy(id: string, overrides: Partial<Policy> = {}): Policy {
-  return {
-    id,
-    service: 'orders',
-    name: id.slice(-1),
-    allowedScopes: [],
-    requireExpiry: false,
-    allowedCidrs: [],
-    timeZone: 'UTC',
-    timeWindows: [],
-    rateLimits: [],
-    createdAt: T0,
-    updatedAt: T0,
-    version: 1,
-    ...overrides,
-  };
+  return makePolicy({ id, name: id.slice(-1), createdAt: T0, updatedAt: T0, ...overrides });
 }
 
 /** A store wrapper that counts reads and can be taken down. */
