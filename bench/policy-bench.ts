@@ -5,7 +5,7 @@ import { createKey, expectValid, validationRequest, type BenchContext } from './
 import { adminPb, keyServicePb } from './dist-modules';
 import { grpcFrame, writeFrameFile } from './grpc-frame';
 import { interleavedFresh } from './interleaved';
-import { redisCommandCalls } from './redis-commandstats';
+import { commandsPerRequest } from './redis-commandstats';
 import { THROUGHPUT_HEADER, int, pairedRatio, ratio, throughputRow } from './report-format';
 import type { ThroughputRun } from './results';
 import { defineScenario, targetList } from './scenario';
@@ -37,8 +37,7 @@ const CLIENT_IP = '203.0.113.7';
 const ALL_WEEK = { days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], start: '00:00', end: '24:00' };
 
 export async function benchPolicies(ctx: BenchContext): Promise<PolicyResults> {
-  let scriptsBefore = 0;
-  const scriptsPerRun = new Map<number, number>();
+  const scripts = commandsPerRequest(ctx.redisUrl, ['evalsha', 'eval'], 'rate-limited requests: the limiter was not called');
   // every rep measures new processes (interleavedFresh), with services of its own in the shared Redis
   const runs = await interleavedFresh(ctx, 'policies', async (repNo, track) => {
     const floor = track(await startFloor('unary'));
@@ -81,15 +80,8 @@ export async function benchPolicies(ctx: BenchContext): Promise<PolicyResults> {
           url: url(kw),
           dataFile: rlFile,
           expectedResponseBytes: rl.frameBytes,
-          before: async () => {
-            scriptsBefore = await redisCommandCalls(ctx.redisUrl, ['evalsha', 'eval']);
-          },
-          after: async (run) => {
-            const scripts = (await redisCommandCalls(ctx.redisUrl, ['evalsha', 'eval'])) - scriptsBefore;
-            scriptsPerRun.set(run.h2.reqPerSec, scripts / run.h2.succeeded);
-            // warm-up requests run scripts too, so at least one per measured request
-            if (scripts < run.h2.succeeded) throw new Error(`Redis ran ${scripts} scripts for ${run.h2.succeeded} rate-limited requests: the limiter was not called`);
-          },
+          before: scripts.before,
+          after: scripts.after,
         },
         {
           key: 'localRules',
@@ -106,7 +98,7 @@ export async function benchPolicies(ctx: BenchContext): Promise<PolicyResults> {
       },
     };
   });
-  return { floor: runs.floor, rateLimit: runs.rateLimit, localRules: runs.localRules, scriptsPerRequest: scriptsPerRun.get(runs.rateLimit.reqPerSec) ?? NaN };
+  return { floor: runs.floor, rateLimit: runs.rateLimit, localRules: runs.localRules, scriptsPerRequest: scripts.perRequest(runs.rateLimit.reqPerSec) };
 }
 
 async function createDefaultPolicy(kw: KeywardProcess, policy: Partial<Policy>): Promise<void> {

@@ -1,3 +1,4 @@
+import type { MeasuredRun } from './throughput';
 import { createConnection } from 'node:net';
 
 /**
@@ -28,4 +29,30 @@ export function redisCommandCalls(redisUrl: string, commands: readonly string[])
       resolve(calls);
     });
   });
+}
+
+/**
+ * A contender's `before` / `after` hooks proving that Redis ran at least one of `commands` per
+ * measured request (warm-up requests run them too, so fewer means the path under test was not
+ * taken: the run fails, naming `what`), and the count per measured request of each run, keyed by
+ * the run's rate (`perRequest(bestRun.reqPerSec)`).
+ */
+export function commandsPerRequest(
+  redisUrl: string,
+  commands: readonly string[],
+  what: string,
+): { before(): Promise<void>; after(run: MeasuredRun): Promise<void>; perRequest(reqPerSec: number): number } {
+  let before = 0;
+  const perRun = new Map<number, number>();
+  return {
+    before: async () => {
+      before = await redisCommandCalls(redisUrl, commands);
+    },
+    after: async (run) => {
+      const calls = (await redisCommandCalls(redisUrl, commands)) - before;
+      perRun.set(run.h2.reqPerSec, calls / run.h2.succeeded);
+      if (calls < run.h2.succeeded) throw new Error(`Redis ran ${calls} ${commands.join('/')} for ${run.h2.succeeded} ${what}`);
+    },
+    perRequest: (reqPerSec) => perRun.get(reqPerSec) ?? NaN,
+  };
 }

@@ -7,7 +7,7 @@ import { writeFrameFile, grpcFrame } from './grpc-frame';
 import { readRequestLog } from './h2load';
 import { rssMiB, sleep } from './processes';
 import { interleavedFresh } from './interleaved';
-import { redisCommandCalls } from './redis-commandstats';
+import { commandsPerRequest } from './redis-commandstats';
 import { MB, THROUGHPUT_HEADER, f2, flag, int, pairedRatio, ratio, throughputRow } from './report-format';
 import type { LatencyRun, ThroughputRun } from './results';
 import { defineScenario, targetList } from './scenario';
@@ -41,8 +41,7 @@ export interface UnaryResults {
 export async function benchUnary(ctx: BenchContext): Promise<UnaryResults> {
   const servers: ServerProcess[] = [];
   let idleEmbeddedMiB = NaN;
-  let readsBefore = 0;
-  const readsPerRun = new Map<number, number>();
+  const reads = commandsPerRequest(ctx.redisUrl, ['hgetall'], 'cache-off validations: not a read per call');
   const cachedFile = join(ctx.outDir, 'validate-cached.bin');
   const cacheOffFile = join(ctx.outDir, 'validate-cache-off.bin');
   try {
@@ -67,15 +66,8 @@ export async function benchUnary(ctx: BenchContext): Promise<UnaryResults> {
             url: url(cacheOff),
             dataFile: cacheOffFile,
             expectedResponseBytes: off.bytes,
-            before: async () => {
-              readsBefore = await redisCommandCalls(ctx.redisUrl, ['hgetall']);
-            },
-            after: async (run) => {
-              const reads = (await redisCommandCalls(ctx.redisUrl, ['hgetall'])) - readsBefore;
-              readsPerRun.set(run.h2.reqPerSec, reads / run.h2.succeeded);
-              // warm-up requests read too, so at least one read per measured request
-              if (reads < run.h2.succeeded) throw new Error(`Redis ran ${reads} HGETALLs for ${run.h2.succeeded} cache-off validations: not a read per call`);
-            },
+            before: reads.before,
+            after: reads.after,
           },
         ],
         finish: async () => {
@@ -102,7 +94,7 @@ export async function benchUnary(ctx: BenchContext): Promise<UnaryResults> {
       latency.push(l);
       ctx.log(`  p50 ${l.p50Ms.toFixed(3)} ms, p99 ${l.p99Ms.toFixed(3)} ms, p99.9 ${l.p999Ms.toFixed(3)} ms at ${l.achievedRps.toFixed(0)} req/s`);
     }
-    const cacheOffReadsPerRequest = readsPerRun.get(runs.cacheOff.reqPerSec) ?? NaN;
+    const cacheOffReadsPerRequest = reads.perRequest(runs.cacheOff.reqPerSec);
     return { floor: runs.floor, cached: runs.cached, cacheOff: runs.cacheOff, cacheOffReadsPerRequest, floorLatency: latency[0], latency: latency[1], idleEmbeddedMiB };
   } finally {
     await Promise.all(servers.map((x) => x.stop()));
