@@ -1,3 +1,4 @@
+import { createServer, constants as h2 } from 'node:http2';
 import { Server, ServerCredentials, type ServerDuplexStream, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 
 /**
@@ -9,6 +10,11 @@ import { Server, ServerCredentials, type ServerDuplexStream, type ServerUnaryCal
  *                                not decoded (identity deserializer).
  *   node floor-server.js stream  /keyward.v1.KeyService/ValidateKeyStream echoes every message
  *                                back as it arrives (identity serializers).
+ *   node floor-server.js http2   below the floor: Node's own node:http2 server, no grpc-js, reads
+ *                                each request to its end and writes the unary floor's answer
+ *                                bytes (headers, one DATA frame, grpc-status trailers). The
+ *                                latency scenario measures it to show what Node's HTTP/2 layer
+ *                                and V8's GC cost on their own.
  *
  * Prints one JSON line `{"port": N}` on stdout once listening on 127.0.0.1.
  */
@@ -17,10 +23,32 @@ const identity = (b: Buffer): Buffer => b;
 /** ValidateKeyResponse{valid: true (field 1), code: VALIDATION_CODE_VALID = 1 (field 2)}. */
 const VALID_RESPONSE = Buffer.from([0x08, 0x01, 0x10, 0x01]);
 
+/** The unary floor's answer as a gRPC frame: flag 0, length 4, VALID_RESPONSE. */
+const VALID_FRAME = Buffer.concat([Buffer.from([0, 0, 0, 0, VALID_RESPONSE.length]), VALID_RESPONSE]);
+
+function http2Floor(): void {
+  const server = createServer();
+  server.on('stream', (stream) => {
+    stream.on('data', () => {});
+    stream.on('end', () => {
+      stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(VALID_FRAME);
+    });
+    stream.on('error', () => {});
+  });
+  server.listen(0, '127.0.0.1', () => {
+    const address = server.address();
+    process.stdout.write(`${JSON.stringify({ port: typeof address === 'object' && address ? address.port : 0 })}\n`);
+  });
+  process.on('SIGTERM', () => process.exit(0));
+}
+
 function main(): void {
   const mode = process.argv[2];
+  if (mode === 'http2') return http2Floor();
   if (mode !== 'unary' && mode !== 'stream') {
-    process.stderr.write('usage: floor-server.js unary|stream\n');
+    process.stderr.write('usage: floor-server.js unary|stream|http2\n');
     process.exit(2);
   }
   const server = new Server();

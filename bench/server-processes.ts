@@ -74,13 +74,13 @@ async function spawnServer(
   return { child, addr };
 }
 
-/** A bare grpc-js floor server (see floor-server.ts). */
-export async function startFloor(mode: 'unary' | 'stream'): Promise<ServerProcess> {
+/** A bare grpc-js floor server (see floor-server.ts); `nodeArgs` (e.g. --trace-gc) for investigations. */
+export async function startFloor(mode: 'unary' | 'stream' | 'http2', nodeArgs: readonly string[] = []): Promise<ServerProcess> {
   const name = `floor-${mode}`;
   const { child, addr } = await spawnServer(
     name,
     process.execPath,
-    [join(BENCH_DIST, 'floor-server.js'), mode],
+    [...nodeArgs, join(BENCH_DIST, 'floor-server.js'), mode],
     { PATH: process.env.PATH ?? '' },
     (l) => (typeof l.port === 'number' ? `127.0.0.1:${l.port}` : undefined),
   );

@@ -35,6 +35,8 @@ export interface UnaryResults {
   /** The floor and keyward at the same rate: half of keyward's best cached rate. */
   floorLatency: LatencyRun;
   latency: LatencyRun;
+  /** Node's own node:http2 server without grpc-js (floor-server.ts http2) at the same rate. */
+  http2Latency: LatencyRun;
   idleEmbeddedMiB: number;
 }
 
@@ -78,6 +80,8 @@ export async function benchUnary(ctx: BenchContext): Promise<UnaryResults> {
       };
     });
 
+    const http2 = await startFloor('http2');
+    servers.push(http2);
     const floor = await startFloor('unary');
     servers.push(floor);
     const cached = await startKeyward('keyward-cached');
@@ -86,6 +90,7 @@ export async function benchUnary(ctx: BenchContext): Promise<UnaryResults> {
     const rate = Math.round(runs.cached.reqPerSec / 2);
     const latency: LatencyRun[] = [];
     for (const [server, name, bytes] of [
+      [http2, 'node:http2 (no grpc-js)', FLOOR_ANSWER_BYTES],
       [floor, 'floor', FLOOR_ANSWER_BYTES],
       [cached, 'keyward-cached', p.bytes],
     ] as const) {
@@ -95,7 +100,16 @@ export async function benchUnary(ctx: BenchContext): Promise<UnaryResults> {
       ctx.log(`  p50 ${l.p50Ms.toFixed(3)} ms, p99 ${l.p99Ms.toFixed(3)} ms, p99.9 ${l.p999Ms.toFixed(3)} ms at ${l.achievedRps.toFixed(0)} req/s`);
     }
     const cacheOffReadsPerRequest = reads.perRequest(runs.cacheOff.reqPerSec);
-    return { floor: runs.floor, cached: runs.cached, cacheOff: runs.cacheOff, cacheOffReadsPerRequest, floorLatency: latency[0], latency: latency[1], idleEmbeddedMiB };
+    return {
+      floor: runs.floor,
+      cached: runs.cached,
+      cacheOff: runs.cacheOff,
+      cacheOffReadsPerRequest,
+      http2Latency: latency[0],
+      floorLatency: latency[1],
+      latency: latency[2],
+      idleEmbeddedMiB,
+    };
   } finally {
     await Promise.all(servers.map((x) => x.stop()));
   }
@@ -136,7 +150,7 @@ async function latencyAtRate(
   const s = ctx.settings;
   const clients = LATENCY_CONNECTIONS;
   const perClient = Math.max(1, Math.round(rate / clients));
-  const logFile = join(ctx.outDir, `latency-${name}.tsv`);
+  const logFile = join(ctx.outDir, `latency-${name.replace(/[^\w-]+/g, '_')}.tsv`);
   const attempt = async (): Promise<{ run: MeasuredRun; log: ReturnType<typeof readRequestLog> }> => {
     rmSync(logFile, { force: true }); // h2load appends to an existing log
     const run = await measure(ctx, {
@@ -217,12 +231,13 @@ export const unaryScenario = defineScenario<UnaryResults>({
       `${int(lat.targetRps)} req/s (half of the best cached rate), from ${LATENCY_CONNECTIONS} connections opened 1 ms apart, each with h2load \`--rps\` ${int(lat.targetRps / LATENCY_CONNECTIONS)} ` +
         `(h2load's rate timer ticks every 10 ms, so the staggered connections spread their bursts to about ${(lat.targetRps / 1000).toFixed(1)} requests per millisecond). ` +
         `Percentiles from h2load's per-request \`--log-file\` after ${s.warmupS} s of warm-up, as seen by the load generator (request sent → last byte of the answer). ` +
-        'The floor at the same rate shows what grpc-js alone costs on this machine.',
+        'The floor at the same rate shows what grpc-js alone costs on this machine, and Node\'s own `node:http2` server (no grpc-js, the same answer bytes) what is left without grpc-js: ' +
+        'the tail under this load comes from the Node process (V8 garbage-collection pauses hold every answer in flight), not from grpc-js or keyward.',
     );
     L.push('');
     L.push('| server | achieved | requests | p50 | p99 | p99.9 | max | server cores | other cores |');
     L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-    for (const l of [u.floorLatency, lat]) {
+    for (const l of [u.http2Latency, u.floorLatency, lat]) {
       L.push(
         `| ${l.name}${flag(l.disturbed)} | ${int(l.achievedRps)} req/s | ${int(l.samples)} | ${l.p50Ms.toFixed(3)} ms | ${l.p99Ms.toFixed(3)} ms | ${l.p999Ms.toFixed(3)} ms | ${l.maxMs.toFixed(3)} ms | ${f2(l.serverCores)} | ${f2(l.otherCores)} |`,
       );
