@@ -2,25 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { HealthImplementation } from 'grpc-health-check';
-import { MemoryAuditLog } from './adapters/audit/memory-audit-log';
-import { RedisAuditLog } from './adapters/audit/redis-audit-log';
 import { ValidationCache } from './adapters/cache/validation-cache';
 import { AesGcmSealer } from './adapters/crypto/aes-gcm-sealer';
 import { InProcessEventTransport } from './adapters/events/in-process-event-transport';
-import { MemoryEventOutbox } from './adapters/events/memory-event-outbox';
-import { MemoryLease, MemoryLeaseTable } from './adapters/events/memory-lease';
-import { RedisEventOutbox } from './adapters/events/redis-event-outbox';
-import { RedisLease } from './adapters/events/redis-lease';
-import { MemoryLimiter } from './adapters/limits/memory-limiter';
-import { RedisLimiter } from './adapters/limits/redis-limiter';
+import { createMemoryAdapters } from './adapters/memory-adapters';
 import { createNotificationChannels } from './adapters/notify/create-channels';
-import { MemoryDeadLetterStore } from './adapters/notify/memory-dead-letter-store';
-import { RedisDeadLetterStore } from './adapters/notify/redis-dead-letter-store';
-import { createRedisClient, waitUntilReady, type RedisClient } from './adapters/redis/redis-client';
-import { MemoryKeyStore } from './adapters/store/memory-key-store';
-import { MemoryPolicyStore } from './adapters/store/memory-policy-store';
-import { RedisKeyStore } from './adapters/store/redis-key-store';
-import { RedisPolicyStore } from './adapters/store/redis-policy-store';
+import type { StorageAdapters } from './adapters/storage-adapters';
 import { AdminAuthenticator } from './app/admin-authenticator';
 import { AuditQuery } from './app/audit-query';
 import { AuditRecorder } from './app/audit-recorder';
@@ -86,12 +73,14 @@ const RELAY_DRAIN_MS = 2_000;
 export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   const { config, logger } = deps;
   const clock = deps.clock ?? systemClock;
-  const redis = config.redisUrl === undefined ? undefined : connectRedis(config.redisUrl, logger);
   const metrics = deps.metrics ?? createMetrics();
-  // Leases of the embedded store: its fenced writes check the scheduler's lease in this table.
-  const leases = new MemoryLeaseTable();
-  const store = measureStore(deps.store ?? (redis ? new RedisKeyStore({ redis }) : new MemoryKeyStore({ leases, now: () => clock.now() })), metrics);
-  const embedded = deps.store === undefined && redis === undefined;
+  // The store of record and what shares it. ioredis is loaded only when Redis is configured.
+  const storageOptions = { now: () => clock.now(), auditRetentionMs: config.auditRetention, auditMaxEntries: config.auditMaxEntries, store: deps.store };
+  const storage: StorageAdapters = config.redisUrl
+    ? (await import('./adapters/redis/redis-adapters')).createRedisAdapters(config.redisUrl, logger, storageOptions)
+    : createMemoryAdapters(storageOptions);
+  const store = measureStore(storage.store, metrics);
+  const embedded = deps.store === undefined && config.redisUrl === undefined;
 
   // Events: a durable outbox, one relay at a time publishing it in order, and the transport.
   // The NATS client is loaded only when configured: its modules alone are ~11 MiB of RSS.
@@ -99,27 +88,27 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   let transport: EventTransport;
   if (config.natsUrl) {
     const { createNatsEventTransport } = await import('./adapters/events/nats-event-transport');
-    const nats = await createNatsEventTransport({ url: config.natsUrl, logger, streamMaxAge: config.eventsMaxAge, name: `keyward-${process.pid}` });
+    const nats = await createNatsEventTransport({ url: config.natsUrl, logger, streamMaxAge: config.eventsMaxAge, name: `keyward-${process.pid}` }).catch(
+      async (err: unknown) => {
+        await storage.close(); // an open Redis client would keep the failed process alive
+        throw err;
+      },
+    );
     natsConnected = () => nats.isConnected();
     transport = nats;
   } else {
     transport = new InProcessEventTransport({ logger });
   }
-  const lease = redis ? new RedisLease({ redis }) : undefined;
-  const outbox = redis ? new RedisEventOutbox({ redis, lease }) : new MemoryEventOutbox();
-  const relay = new EventRelay({ outbox, transport, logger, lease });
+  const { outbox, auditLog } = storage;
+  const relay = new EventRelay({ outbox, transport, logger, lease: storage.relayLease });
   metrics.observeEvents({ relay, outbox, connected: natsConnected });
 
   // Audit trail and notification channels.
-  const auditLog = redis
-    ? new RedisAuditLog({ redis, retentionMs: config.auditRetention, maxEntries: config.auditMaxEntries })
-    : new MemoryAuditLog({ retentionMs: config.auditRetention, maxEntries: Math.min(config.auditMaxEntries, 100_000), now: () => clock.now() });
   const audit = new AuditRecorder({ log: auditLog, logger, intervalMs: 1_000, throttleMs: config.auditValidationThrottle });
-  const deadLetters = redis ? new RedisDeadLetterStore({ redis }) : new MemoryDeadLetterStore();
   const router = new NotificationRouter({
     channels: createNotificationChannels({
       webhooks: config.notifications.webhooks,
-      deadLetters,
+      deadLetters: storage.deadLetters,
       logger,
       closeTimeoutMs: 5_000,
       onWebhookDelivery: (channel, result) => metrics.webhookDelivery(channel, result),
@@ -139,9 +128,9 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   };
 
   // Policies and limits: policies cached in-process, limits shared through the store.
-  const policyStore = measureStore(redis ? new RedisPolicyStore({ redis }) : new MemoryPolicyStore(), metrics, 'policy_');
+  const policyStore = measureStore(storage.policyStore, metrics, 'policy_');
   const policies = new PolicyResolver({ store: policyStore, clock, ttlMs: config.cacheTtl, maxStalenessMs: config.cacheMaxStaleness });
-  const limiter = redis ? new RedisLimiter({ redis }) : new MemoryLimiter();
+  const { limiter } = storage;
   const denials = new DenialEvents({ emit, throttleMs: config.auditValidationThrottle });
 
   // Validation: cache in front of the store, usage and audit off the hot path.
@@ -193,7 +182,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
         store,
         policies: policyStore,
         admin,
-        lease: redis ? new RedisLease({ redis, name: 'scheduler' }) : new MemoryLease({ table: leases, name: 'scheduler', now: () => clock.now() }),
+        lease: storage.schedulerLease,
         effects: lifecycleEffects(effectsOptions),
         clock,
         logger,
@@ -243,8 +232,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
     }
   } catch (err) {
     await servers.shutdown(0);
-    await Promise.allSettled([transport.close(), outbox.close()]);
-    await store.close();
+    await Promise.allSettled([transport.close(), storage.close()]);
     throw err;
   }
 
@@ -295,24 +283,13 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
         await relay.stop();
         await Promise.allSettled([invalidations.close(), notifications.close()]);
         await router.close();
-        await Promise.allSettled([transport.close(), outbox.close(), auditLog.close()]);
-        if (!redis) await limiter.close(); // the Redis limiter shares the client the store quits
-        await store.close(); // last: it quits the Redis client the other adapters share
+        await Promise.allSettled([transport.close(), storage.close()]); // the store's last: it quits the shared Redis client
         await metricsServer?.close();
         logger.info('keyward stopped');
       })();
       return stopping;
     },
   };
-}
-
-function connectRedis(url: string, logger: Logger): RedisClient {
-  const redis = createRedisClient(url, {
-    onError: (err) => logger.debug({ err: err.message }, 'redis connection error'),
-  });
-  // Not awaited: keyward starts even when Redis is down and becomes ready when it answers.
-  waitUntilReady(redis, 2_000).catch(() => logger.warn('redis not reachable yet; retrying in the background'));
-  return redis;
 }
 
 /**

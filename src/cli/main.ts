@@ -1,4 +1,5 @@
-// Keep this first, so that `keyward serve` loads the sidecar before commander and the admin CLI.
+// Plain `keyward serve` does not load this module (bin/keyward.js starts the sidecar directly);
+// for `keyward serve` with options, keep this first, so the sidecar loads before commander.
 // Measured: the other order leaves the idle sidecar with ~7 MiB more RSS (99.8 vs 93 MiB),
 // although those modules add under 1 MiB when loaded after it (a heap-layout effect of load
 // order: loading commander's help module alone before the sidecar costs ~5 MiB).
