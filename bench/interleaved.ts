@@ -4,10 +4,9 @@ import { measure, undisturbed, type MeasuredRun } from './throughput';
 
 /**
  * Throughput of several servers under the same h2load load, measured `reps` times interleaved
- * (A B C, then C B A, ... so slow drift of the machine weighs on all alike). Ratios are the
- * median of per-rep ratios (`pairedRatio`); the best run of each is reported beside them. This
- * is how every ratio of the bench is measured: numerator and reference in the same run, side by
- * side.
+ * in mirrored pairs of reps (`repOrder`). Ratios come from the reps' ratios (`pairedRatio`);
+ * the best run of each is reported beside them. This is how every ratio of the bench is
+ * measured: numerator and reference in the same run, side by side.
  */
 export interface Contender {
   /** Key in the returned record. */
@@ -30,11 +29,23 @@ export interface Contender {
 
 export type MeasuredAttempt = MeasuredRun & { disturbed: boolean };
 
+/**
+ * The order in which rep `rep` (1-based) measures `list`. Reps come in mirrored pairs: the
+ * first of a pair in one order, the second in its reverse; pair k starts from the list rotated
+ * by k. A sidecar measured later in a rep runs slower here than one measured first (it sat
+ * idle while the others were loaded: up to 20-35% in run E), so in each pair every two
+ * contenders trade places, and over the pairs each contender takes every position.
+ */
+export function repOrder<T>(rep: number, list: readonly T[]): T[] {
+  const shift = Math.floor((rep - 1) / 2) % list.length;
+  const rotated = [...list.slice(shift), ...list.slice(0, shift)];
+  return rep % 2 === 1 ? rotated : rotated.reverse();
+}
+
 export async function interleaved(ctx: BenchContext, label: string, contenders: readonly Contender[]): Promise<Record<string, ThroughputRun>> {
   const runs = new Map<string, MeasuredAttempt[]>(contenders.map((c) => [c.key, []]));
   for (let rep = 1; rep <= ctx.settings.reps; rep++) {
-    const order = rep % 2 === 1 ? contenders : [...contenders].reverse();
-    for (const c of order) runs.get(c.key)!.push(await measureContender(ctx, `${label} rep ${rep}/${ctx.settings.reps}`, c));
+    for (const c of repOrder(rep, contenders)) runs.get(c.key)!.push(await measureContender(ctx, `${label} rep ${rep}/${ctx.settings.reps}`, c));
   }
   return Object.fromEntries(contenders.map((c) => [c.key, bestRun(c.name, runs.get(c.key)!, c.expectedResponseBytes, c.helper?.name)]));
 }
@@ -59,8 +70,8 @@ export type Track = <T extends Stoppable>(process: T) => T;
  * registering each with `track`, and they are stopped (in reverse order) when the rep ends, also
  * on failure. Two processes of the same build and config differ by up to ~10% in throughput on
  * this VM (heap layout, JIT decisions, which core): two "tracing off" sidecars side by side gave
- * a median ratio of 0.91. So one process's luck must weigh on one rep only, and the median of
- * the per-rep ratios then drops it like any other outlier. Contender keys and names must be the
+ * a median ratio of 0.91. So one process's luck must weigh on one rep only, and the median over
+ * the rep pairs then drops it like any other outlier. Contender keys and names must be the
  * same in every rep.
  */
 export async function interleavedFresh(ctx: BenchContext, label: string, startRep: (rep: number, track: Track) => Promise<FreshRep>): Promise<Record<string, ThroughputRun>> {
@@ -75,8 +86,7 @@ export async function interleavedFresh(ctx: BenchContext, label: string, startRe
     try {
       const r = await startRep(rep, track);
       first ??= r.contenders;
-      const order = rep % 2 === 1 ? r.contenders : [...r.contenders].reverse();
-      for (const c of order) {
+      for (const c of repOrder(rep, r.contenders)) {
         const list = runs.get(c.key) ?? [];
         runs.set(c.key, list);
         list.push(await measureContender(ctx, `${label} rep ${rep}/${ctx.settings.reps} (new processes)`, c));

@@ -12,17 +12,22 @@ export const ratio = (n: number): string => `${n.toFixed(2)}×`;
 export const flag = (disturbed: boolean): string => (disturbed ? ' (disturbed †)' : '');
 
 /**
- * The ratio of a measurement to its reference, as the bench reports and judges it: the median,
- * over the reps, of the two figures of one rep (`allRuns` are in rep order, and the runs of a rep
- * are back to back). This VM's throughput moves by 10-30% from one run to the next, for the floor
- * as for keyward; within a rep both sides see nearly the same machine, and the median ignores a
- * rep in which one side had a bad (or lucky) run, which best-of-each would pair with any other.
+ * The ratio of a measurement to its reference, as the bench reports and judges it, from the
+ * figures of the same reps (`allRuns` are in rep order; the runs of a rep are back to back).
+ * Each mirrored pair of reps (`repOrder` in interleaved.ts: the two sides trade places) gives one
+ * figure, the geometric mean of its two per-rep ratios, which cancels the advantage of being
+ * measured first in a rep; the ratio is the median over the pairs, which drops a pair with a
+ * lucky or unlucky process. An odd last rep has no mirror and is left out (one rep alone gives
+ * its own ratio, for smoke runs).
  */
 export function pairedRatio(run: { allRuns: readonly number[] }, reference: { allRuns: readonly number[] }): number {
   const n = Math.min(run.allRuns.length, reference.allRuns.length);
-  if (n === 0) return NaN;
-  const r = Array.from({ length: n }, (_, i) => run.allRuns[i] / reference.allRuns[i]).sort((a, b) => a - b);
-  return n % 2 === 1 ? r[(n - 1) / 2] : (r[n / 2 - 1] + r[n / 2]) / 2;
+  const perRep = (i: number): number => run.allRuns[i] / reference.allRuns[i];
+  if (n === 1) return perRep(0);
+  const pairs = Math.floor(n / 2);
+  if (pairs === 0) return NaN;
+  const r = Array.from({ length: pairs }, (_, k) => Math.sqrt(perRep(2 * k) * perRep(2 * k + 1))).sort((a, b) => a - b);
+  return pairs % 2 === 1 ? r[(pairs - 1) / 2] : (r[pairs / 2 - 1] + r[pairs / 2]) / 2;
 }
 
 export function fmtKeys(n: number): string {
@@ -30,7 +35,7 @@ export function fmtKeys(n: number): string {
 }
 
 export const THROUGHPUT_HEADER = [
-  '| measurement | best | vs reference (median of per-rep ratios) | all runs (in rep order) | mean latency | server cores | h2load cores | other cores |',
+  '| measurement | best | vs reference (median of rep pairs) | all runs (in rep order) | mean latency | server cores | h2load cores | other cores |',
   '| --- | --- | --- | --- | --- | --- | --- | --- |',
 ];
 

@@ -6,7 +6,7 @@ import type { ProfileSummary } from './profile-summary';
 export interface BenchSettings {
   durationS: number;
   warmupS: number;
-  /** Each throughput measurement is repeated this many times, interleaved with its floor; ratios are the median of per-rep ratios. */
+  /** Each throughput measurement is repeated this many times, interleaved with its floor in mirrored pairs of reps; ratios are `pairedRatio` (median over the pairs). */
   reps: number;
   h2loadClients: number;
   h2loadStreams: number;

@@ -24,7 +24,7 @@ import { unaryScenario } from './unary-bench';
  * Every server runs in its own process; see docs/BENCHMARKS.md for the method and results.
  *
  * Settings (environment): BENCH_ONLY (comma-separated scenario names; default all),
- * BENCH_DURATION (s, default 6), BENCH_WARMUP (s, 2), BENCH_REPS (5), BENCH_CLIENTS /
+ * BENCH_DURATION (s, default 6), BENCH_WARMUP (s, 2), BENCH_REPS (6: three mirrored pairs), BENCH_CLIENTS /
  * BENCH_STREAMS (h2load -c / -m), BENCH_STREAM_CLIENTS, BENCH_STREAM_WINDOW,
  * BENCH_STREAM_MESSAGES, BENCH_MAX_KEYS (1000000), BENCH_REVOKE_KEYS (200), BENCH_QUIET_WAIT
  * (s, 20), BENCH_MAX_ATTEMPTS (2), BENCH_PROFILE (1: profile every scenario, 0: never;
@@ -57,7 +57,7 @@ function settingsFromEnv(): BenchSettings {
   return {
     durationS: num('BENCH_DURATION', 6),
     warmupS: num('BENCH_WARMUP', 2),
-    reps: num('BENCH_REPS', 5),
+    reps: num('BENCH_REPS', 6),
     h2loadClients: num('BENCH_CLIENTS', 4),
     h2loadStreams: num('BENCH_STREAMS', 32),
     streamClients: num('BENCH_STREAM_CLIENTS', 1),

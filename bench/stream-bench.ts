@@ -4,6 +4,7 @@ import { keyServicePb } from './dist-modules';
 import { createKey, expectValid, STREAM_PATH, validationRequest, type BenchContext } from './context';
 import { grpcFrames, writeFrameFile } from './grpc-frame';
 import { SystemCpuMeter, waitForQuiet } from './machine';
+import { repOrder } from './interleaved';
 import { pairedRatio, ratio, streamRow } from './report-format';
 import type { StreamRun } from './results';
 import { defineScenario, targetList } from './scenario';
@@ -19,7 +20,7 @@ import { measure, undisturbed } from './throughput';
  *           gets as many answers back, under the same h2load concurrency as the unary runs
  *           (a C load generator, so the server is what saturates).
  * Both report answered messages per second over `reps` interleaved reps, with a new floor and a
- * new keyward in every rep; the ratio is the median of the reps' ratios (`pairedRatio`).
+ * new keyward in every rep, in mirrored pairs of reps (`repOrder`); the ratio is `pairedRatio`.
  */
 export interface StreamResults {
   node: { floor: StreamRun; keyward: StreamRun };
@@ -111,17 +112,15 @@ export async function benchStream(ctx: BenchContext): Promise<StreamResults> {
     const other = (r: StreamRun): number => r.otherCores;
     for (let rep = 1; rep <= s.reps; rep++) {
       const { floor, kw, req } = await startRep();
-      for (const [server, mode] of [
+      const order = repOrder(rep, [
         [floor, 'floor'],
         [kw, 'keyward'],
-      ] as const) {
+      ] as const);
+      for (const [server, mode] of order) {
         ctx.log(`stream rep ${rep}/${s.reps}: ${mode}, ${s.streamClients} Node client process(es) x ${s.streamWindow} in flight`);
         (mode === 'floor' ? runs.nodeFloor : runs.nodeKw).push(await undisturbed(ctx, `stream ${mode} (node)`, () => nodeRun(server, mode), other));
       }
-      for (const [server, mode] of [
-        [floor, 'floor'],
-        [kw, 'keyward'],
-      ] as const) {
+      for (const [server, mode] of order) {
         ctx.log(`stream rep ${rep}/${s.reps}: ${mode}, h2load, ${k} messages per HTTP/2 stream`);
         (mode === 'floor' ? runs.h2Floor : runs.h2Kw).push(await undisturbed(ctx, `stream ${mode} (h2load)`, () => h2Run(server, mode), other));
       }
@@ -183,7 +182,7 @@ export const streamScenario = defineScenario<StreamResults>({
       `Node driver: ${s.streamClients} grpc-js client process${s.streamClients > 1 ? 'es' : ''}, one stream each, ${s.streamWindow} requests in flight per stream; ` +
         `h2load driver: ${s.h2loadStreamMessages} requests per HTTP/2 stream body.`,
       '',
-      '| measurement | best | vs floor (median of per-rep ratios) | all runs (in rep order) | server cores | load generator cores | other cores |',
+      '| measurement | best | vs floor (median of rep pairs) | all runs (in rep order) | server cores | load generator cores | other cores |',
       '| --- | --- | --- | --- | --- | --- | --- |',
       streamRow(r.node.floor, undefined),
       streamRow(r.node.keyward, r.node.floor),
