@@ -57,7 +57,7 @@ function render(scenarios: readonly AnyScenario[], r: BenchResults): string {
   L.push(`- Other load on the machine before the bench: ${f2(r.backgroundCores)} cores busy`);
   L.push(
     `- Unary and h2load runs: \`h2load -c ${s.h2loadClients} -m ${s.h2loadStreams} -t 1\` (${s.h2loadClients} connections × ${s.h2loadStreams} concurrent streams), ` +
-      `${s.warmupS} s warm-up + ${s.durationS} s measured, ${s.reps} interleaved reps, ratios the median of the reps' ratios`,
+      `${s.warmupS} s warm-up + ${s.durationS} s measured, ${s.reps} interleaved reps in mirrored pairs, ratios the median over the pairs (see Method: Interleaving)`,
   );
   L.push('');
   L.push('### Targets');
