@@ -14,10 +14,12 @@ export const flag = (disturbed: boolean): string => (disturbed ? ' (disturbed â€
 /**
  * The ratio of a measurement to its reference, as the bench reports and judges it, from the
  * figures of the same reps (`allRuns` are in rep order; the runs of a rep are back to back).
- * Each mirrored pair of reps (`repOrder` in interleaved.ts: the two sides trade places) gives one
- * figure, the geometric mean of its two per-rep ratios, which cancels the advantage of being
- * measured first in a rep; the ratio is the median over the pairs, which drops a pair with a
- * lucky or unlucky process. An odd last rep has no mirror and is left out (one rep alone gives
+ * Each mirrored pair of reps (`repOrder` in interleaved.ts) gives one figure, the geometric mean
+ * of its two per-rep ratios: with two contenders each goes first once per pair, which cancels the
+ * advantage of being measured first in a rep; with three, a pair cancels an effect that grows
+ * with the position, and the three rotated pairs of 6 reps give every contender every position
+ * twice. The ratio is the median over the pairs, which drops a pair with a lucky or unlucky
+ * process. An odd last rep has no mirror and is left out (one rep alone gives
  * its own ratio, for smoke runs).
  */
 export function pairedRatio(run: { allRuns: readonly number[] }, reference: { allRuns: readonly number[] }): number {

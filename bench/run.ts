@@ -100,6 +100,12 @@ async function main(): Promise<void> {
   installCleanup();
   const started = performance.now();
   const settings = settingsFromEnv();
+  if (settings.reps > 1 && settings.reps % 6 !== 0) {
+    process.stderr.write(
+      `bench: BENCH_REPS=${settings.reps}: ratios are balanced for the order of measurement only for multiples of 6 ` +
+        '(mirrored pairs over three rotations); an odd last rep is left out of them.\n',
+    );
+  }
   rmSync(join(OUT_DIR, 'profiles'), { recursive: true, force: true });
   mkdirSync(OUT_DIR, { recursive: true });
   const log = (m: string): void => {

@@ -24,7 +24,7 @@ import { DISTURBED_CORES, measure, undisturbed, type MeasuredRun } from './throu
  *   (e) keyward, cache hits, at half of (b)'s best rate: latency percentiles from h2load's
  *       per-request log; the floor at the same rate, for reference.
  * (a), (b) and (c) are repeated `reps` times, interleaved, with new processes in every rep;
- * ratios are the median of the reps' ratios (`pairedRatio`).
+ * ratios are the median over mirrored rep pairs (`pairedRatio`).
  */
 export interface UnaryResults {
   floor: ThroughputRun;

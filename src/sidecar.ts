@@ -90,7 +90,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
     const { createNatsEventTransport } = await import('./adapters/events/nats-event-transport');
     const nats = await createNatsEventTransport({ url: config.natsUrl, logger, streamMaxAge: config.eventsMaxAge, name: `keyward-${process.pid}` }).catch(
       async (err: unknown) => {
-        await storage.close(); // an open Redis client would keep the failed process alive
+        await storage.close().catch(() => {}); // an open Redis client would keep the failed process alive; the connect error is the news
         throw err;
       },
     );
@@ -283,7 +283,8 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
         await relay.stop();
         await Promise.allSettled([invalidations.close(), notifications.close()]);
         await router.close();
-        await Promise.allSettled([transport.close(), storage.close()]); // the store's last: it quits the shared Redis client
+        await Promise.allSettled([transport.close()]);
+        await storage.close(); // last: the store quits the shared Redis client
         await metricsServer?.close();
         logger.info('keyward stopped');
       })();
