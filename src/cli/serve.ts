@@ -22,35 +22,40 @@ export async function serve(): Promise<void> {
   const logger = createLogger(config.logLevel, undefined, { secrets: [config.adminToken, ...(config.kek?.textForms() ?? [])] });
   setTraceRedactionSecrets([config.adminToken]);
   logTracing(logger);
-  let sidecar;
-  try {
-    sidecar = await startSidecar({ config, logger });
-  } catch (err) {
-    logger.fatal({ err }, 'keyward failed to start');
-    await shutdownTracing();
-    logger.flush();
-    process.exitCode = 1;
-    return;
-  }
+  const starting = startSidecar({ config, logger });
+  // Handlers first: a SIGTERM that arrives while the sidecar starts (it may already have said
+  // "keyward listening") stops it once it is up, instead of killing it undrained.
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     if (++signals > 1) process.exit(130);
     logger.info({ signal }, 'shutting down');
-    sidecar.stop().then(
-      async () => {
-        await shutdownTracing(); // export the spans still buffered
-        logger.flush();
-        process.exit(0);
-      },
-      (err) => {
-        logger.error({ err }, 'shutdown failed');
-        logger.flush();
-        process.exit(1);
-      },
-    );
+    starting
+      .then((sidecar) => sidecar.stop())
+      .then(
+        async () => {
+          await shutdownTracing(); // export the spans still buffered
+          logger.flush();
+          process.exit(0);
+        },
+        (err) => {
+          logger.error({ err }, 'shutdown failed');
+          logger.flush();
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  try {
+    await starting;
+  } catch (err) {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    logger.fatal({ err }, 'keyward failed to start');
+    await shutdownTracing();
+    logger.flush();
+    process.exitCode = 1;
+  }
 }
 
 /** Tracing is set up by preload.js before anything else; this says how, once there is a logger. */

@@ -99,6 +99,15 @@ describe('shutdown', () => {
     expect(kw.logs.some((l) => l.msg === 'keyward stopped')).toBe(true);
   });
 
+  test('a SIGTERM the moment keyward says it is listening (before start-up has returned) still drains and exits 0', async () => {
+    // The "keyward listening" line is written inside start-up; the signal handlers must already be in place.
+    for (let i = 0; i < 3; i++) {
+      const kw = await startKeyward();
+      expect(await kw.stop()).toBe(0);
+      expect(kw.logs.some((l) => l.msg === 'keyward stopped')).toBe(true);
+    }
+  });
+
   test('a call that never ends is cut at the shutdown timeout, and keyward still exits 0 in time', async () => {
     const kw = await startKeyward({ KEYWARD_SHUTDOWN_TIMEOUT: '500ms' });
     // Health.Watch is a stream that stays open until the server ends it.
