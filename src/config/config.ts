@@ -234,11 +234,11 @@ function readConfigFile(path: string): Record<string, unknown> {
   } catch (err) {
     throw new ConfigError(`KEYWARD_CONFIG: cannot read ${path}: ${(err as Error).message}`);
   }
+  // loaded only for a config file: the parser is ~1 MiB of heap the sidecar would keep for nothing
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const YAML = require('yaml') as typeof import('yaml');
   let data: unknown;
   try {
-    // loaded only for a config file: the parser is ~1 MiB of heap the sidecar would keep for nothing
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const YAML = require('yaml') as typeof import('yaml');
     data = YAML.parse(text); // YAML is a superset of JSON
   } catch (err) {
     throw new ConfigError(`KEYWARD_CONFIG: ${path} is not valid YAML or JSON: ${(err as Error).message}`);

@@ -20,12 +20,19 @@ let server: RedisServerHandle;
 let admin: Redis;
 const limiters: Limiter[] = [];
 
-async function newLimiter(opts: { keyPrefix?: string; expiryMarginMs?: number } = {}): Promise<RedisLimiter> {
+type LimiterOptions = { keyPrefix?: string; expiryMarginMs?: number; batchWrites?: boolean };
+
+/** A limiter on its own connected client (returned too, for tests that watch what it sends). */
+async function newLimiterWithClient(opts: LimiterOptions = {}): Promise<{ limiter: RedisLimiter; redis: Redis }> {
   const redis = createRedisClient(server.url);
   await waitUntilReady(redis);
   const limiter = new RedisLimiter({ redis, ...opts });
   limiters.push(limiter);
-  return limiter;
+  return { limiter, redis };
+}
+
+async function newLimiter(opts: LimiterOptions = {}): Promise<RedisLimiter> {
+  return (await newLimiterWithClient(opts)).limiter;
 }
 
 beforeAll(async () => {
@@ -142,10 +149,7 @@ describe('RedisLimiter on Redis', () => {
   });
 
   it('makes one round trip per call: check and credits one script each', async () => {
-    const redis = createRedisClient(server.url);
-    await waitUntilReady(redis);
-    const limiter = new RedisLimiter({ redis });
-    limiters.push(limiter);
+    const { limiter, redis } = await newLimiterWithClient();
     const keyId = `key_${randomUUID()}`;
     const full = { keyId, cost: 2, rateLimits: [perSecond, perDay], credits: { initial: 50, refill: { period: 'monthly' as const, amount: 9 } } };
     await limiter.check(toCheck({ ...full, now: T0 })); // scripts loaded
@@ -171,10 +175,7 @@ describe('RedisLimiter on Redis', () => {
   });
 
   it('sends CHECK the same arguments as earlier versions (sidecars of several versions share the state)', async () => {
-    const redis = createRedisClient(server.url);
-    await waitUntilReady(redis);
-    const limiter = new RedisLimiter({ redis });
-    limiters.push(limiter);
+    const { limiter, redis } = await newLimiterWithClient();
     const keyId = `key_${randomUUID()}`;
     const { rates, credits } = limiter.keysOf(keyId);
     const sent = jest.spyOn(redis, 'sendCommand');
@@ -195,10 +196,7 @@ describe('RedisLimiter on Redis', () => {
 
   it('writes the commands of one event-loop turn in one socket write (batchWrites), each alone without it', async () => {
     for (const batchWrites of [true, false]) {
-      const redis = createRedisClient(server.url);
-      await waitUntilReady(redis);
-      const limiter = new RedisLimiter({ redis, batchWrites });
-      limiters.push(limiter);
+      const { limiter, redis } = await newLimiterWithClient({ batchWrites });
       const keyId = `key_${randomUUID()}`;
       await limiter.check(toCheck({ keyId, cost: 1, rateLimits: [perSecond], now: T0 })); // script loaded
       const socket = redis.stream as Socket;
