@@ -222,6 +222,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
     health,
     logger,
     metrics,
+    http2StreamTable: config.http2StreamTable,
   });
   let metricsServer: MetricsServer | undefined;
   let bound: { grpcAddr: string; healthAddr: string };

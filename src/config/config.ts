@@ -47,6 +47,7 @@ export const ENV_NAMES = {
   schedulerEnabled: 'KEYWARD_SCHEDULER_ENABLED',
   schedulerInterval: 'KEYWARD_SCHEDULER_INTERVAL',
   schedulerBatch: 'KEYWARD_SCHEDULER_BATCH',
+  http2StreamTable: 'KEYWARD_HTTP2_STREAM_TABLE',
   // Structured settings (lists, maps): JSON in the variable, or plain YAML in the config file.
   ...NOTIFICATION_ENV_NAMES,
 } as const;
@@ -175,6 +176,8 @@ const schema = z.object({
     .refine((ms) => ms >= 1_000, { message: 'must be from 1s to 90d' })
     .default(86_400_000),
   schedulerEnabled: flag.default(true),
+  // the node:http2 GC workaround (transport/grpc/http2-stream-table.ts); off: Node's own stream Map
+  http2StreamTable: flag.default(true),
   schedulerInterval: duration('1s or 500ms').refine((ms) => ms >= 100, { message: 'must be at least 100ms' }).default(1_000),
   schedulerBatch: z.coerce
     .number({ message: 'must be a whole number' })

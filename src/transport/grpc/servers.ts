@@ -7,6 +7,7 @@ import type { Logger } from '../../logger';
 import { measureAdminService } from '../../observability/admin-metrics';
 import { traceService } from '../../observability/grpc-server-spans';
 import type { Metrics } from '../../observability/metrics';
+import { installHttp2StreamTable } from './http2-stream-table';
 import { KeyServiceDefinition } from './key-service-definition';
 import { createReflectionService } from './reflection';
 
@@ -17,6 +18,8 @@ export interface GrpcServersOptions {
   logger: Logger;
   /** Counts admin calls (keyward_admin_requests_total); omit for none. */
   metrics?: Pick<Metrics, 'adminRequest'>;
+  /** Sessions keep their streams in a StreamTable (http2-stream-table.ts); default true. */
+  http2StreamTable?: boolean;
 }
 
 const SERVER_OPTIONS = {
@@ -33,9 +36,11 @@ export class GrpcServers {
   private readonly main = new Server(SERVER_OPTIONS);
   private readonly healthOnly = new Server(SERVER_OPTIONS);
   private readonly logger: Logger;
+  private readonly http2StreamTable: boolean;
 
   constructor(opts: GrpcServersOptions) {
     this.logger = opts.logger;
+    this.http2StreamTable = opts.http2StreamTable ?? true;
     // SERVER spans when tracing is on (the services as they are otherwise); health and reflection untraced
     this.main.addService(KeyServiceDefinition, traceService(opts.keyService, KeyServiceDefinition));
     const admin = opts.metrics ? measureAdminService(opts.keyAdminService, KeyAdminServiceService, opts.metrics) : opts.keyAdminService;
@@ -47,6 +52,9 @@ export class GrpcServers {
 
   /** Binds both listeners; resolves to the bound addresses (a port of 0 becomes the real port). */
   async listen(grpcAddr: string, healthAddr: string): Promise<{ grpcAddr: string; healthAddr: string }> {
+    if (this.http2StreamTable) {
+      installHttp2StreamTable(() => this.logger.warn('node:http2 sessions are not as expected: their streams stay in Node\'s own Map (KEYWARD_HTTP2_STREAM_TABLE has no effect)'));
+    }
     return {
       grpcAddr: await bind(this.main, grpcAddr),
       healthAddr: await bind(this.healthOnly, healthAddr),
