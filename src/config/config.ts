@@ -176,8 +176,6 @@ const schema = z.object({
     .refine((ms) => ms >= 1_000, { message: 'must be from 1s to 90d' })
     .default(86_400_000),
   schedulerEnabled: flag.default(true),
-  // the node:http2 GC workaround (transport/grpc/http2-stream-table.ts); off: Node's own stream Map
-  http2StreamTable: flag.default(true),
   schedulerInterval: duration('1s or 500ms').refine((ms) => ms >= 100, { message: 'must be at least 100ms' }).default(1_000),
   schedulerBatch: z.coerce
     .number({ message: 'must be a whole number' })
@@ -185,6 +183,8 @@ const schema = z.object({
     .min(1, { message: 'must be from 1 to 10000' })
     .max(10_000, { message: 'must be from 1 to 10000' })
     .default(500),
+  // the node:http2 GC workaround (transport/grpc/http2-stream-table.ts); false: Node's own stream Map
+  http2StreamTable: flag.default(true),
 });
 
 export type Config = z.infer<typeof schema> & { notifications: NotificationSettings };

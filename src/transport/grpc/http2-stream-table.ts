@@ -1,27 +1,29 @@
-import http2 from 'node:http2';
+import type { Http2Server, ServerHttp2Session } from 'node:http2';
+import { types } from 'node:util';
+import type { Server } from '@grpc/grpc-js';
 
 /*
- * Works around a garbage-collection pathology that made a sidecar 12-35 % slower once it had run
- * one full GC under load (docs/BENCHMARKS.md, "Position in a rep").
+ * Works around a garbage-collection pathology of node:http2 (docs/BENCHMARKS.md, "Session 5").
  *
- * node:http2 keeps each session's open streams in a Map (`session[kState].streams`): one set and one
- * delete per call. V8 rebuilds a Map's hash table every few dozen such changes, and the table it
- * retires keeps a pointer to its successor and still holds the streams it had. A mark-compact moves
- * the live table into the old generation; from then on each retired table keeps the next one, and
- * that one's streams with every object of their calls, alive through the following scavenge, which
- * promotes them, and so on: every call's objects are copied and promoted. Measured on cached
- * ValidateKey: 1.6 MB promoted per scavenge instead of 0.15, scavenge pauses 6.8 ms instead of 2.3,
- * and it lasts for the life of the process, since every later mark-compact starts a new chain.
+ * node:http2 keeps each session's open streams in a Map (`session[kState].streams`): one set and
+ * one delete per call. V8 rebuilds a Map's hash table every few dozen such changes, and the table
+ * it retires points to its successor and still holds the streams it had. Once a full GC has moved
+ * a live table into the old generation, each retired table keeps the next one, and that one's
+ * streams with every object of their calls, alive through the next scavenge, which promotes them:
+ * every call's objects are copied and promoted, for the life of the process (each later full GC
+ * starts a new chain).
  *
- * A table kept in a plain object (V8 dictionary elements, which leave no chain behind) answers the
- * same calls. It replaces the Map of each new session of every node:http2 server the process
- * creates (keyward's only HTTP/2 servers are grpc-js's) when that Map looks as expected: found
- * under the `state` symbol, empty, with the Map methods node:http2 calls. Otherwise the session is
- * left as it is. `KEYWARD_HTTP2_STREAM_TABLE=false` turns this off.
+ * A table kept in an object's elements (which leave no chain behind) answers the same calls. It
+ * replaces the Map of each session of keyward's own gRPC servers, only on the Node major versions
+ * whose node:http2 internals this was checked against, and only when the Map is found where
+ * expected (the `state` symbol), empty, and a Map. Otherwise the session is left as it is.
  */
 
+/** Node majors whose node:http2 calls only get, set, delete, size and forEach on the stream Map. */
+const VERIFIED_NODE_MAJORS = [20];
+
 /** A Map from stream id to stream with the Map API node:http2 uses, without Map's hash-table chains. */
-export class StreamTable<V> {
+export class StreamTable<V extends object> {
   private items: Record<number, V> = Object.create(null) as Record<number, V>;
   private count = 0;
 
@@ -55,7 +57,7 @@ export class StreamTable<V> {
     this.count = 0;
   }
 
-  /** In ascending id order, which is the order streams were opened (ids only grow). */
+  /** In ascending id order (a Map's is insertion order; node:http2 relies on neither). */
   forEach(fn: (value: V, id: number, table: this) => void): void {
     for (const [id, value] of this.entries()) fn(value, id, this);
   }
@@ -81,51 +83,65 @@ export class StreamTable<V> {
   }
 }
 
-const MAP_METHODS = ['get', 'set', 'delete', 'forEach'] as const;
-
 /**
  * Gives one server session a StreamTable; false (and the session unchanged) when its internal
  * state is not the one this was written against.
  */
-export function useStreamTable(session: http2.ServerHttp2Session): boolean {
+export function useStreamTable(session: ServerHttp2Session): boolean {
   const state = Object.getOwnPropertySymbols(session).find((s) => s.description === 'state');
   if (state === undefined) return false;
   const st = (session as unknown as Record<symbol, { streams?: unknown } | undefined>)[state];
-  const streams = st?.streams as Record<string, unknown> | undefined;
-  if (st === undefined || streams === undefined || streams === null) return false;
-  if (streams instanceof StreamTable) return true;
-  if (streams.size !== 0 || MAP_METHODS.some((m) => typeof streams[m] !== 'function')) return false;
+  if (st === undefined || st === null) return false;
+  if (st.streams instanceof StreamTable) return true;
+  if (!types.isMap(st.streams) || st.streams.size !== 0) return false;
   st.streams = new StreamTable();
   return true;
 }
 
-let installed = false;
-let used = 0;
-let skipped = 0;
-
-/**
- * From now on, every node:http2 server created in this process gives its sessions a StreamTable.
- * Call it before the gRPC servers bind. Idempotent; `onFirstSkip` (of the first call) hears of the
- * first session left with Node's Map (a Node version whose internals differ).
- */
-export function installHttp2StreamTable(onFirstSkip?: () => void): void {
-  if (installed) return;
-  installed = true;
-  const onSession = (session: http2.ServerHttp2Session) => {
-    if (useStreamTable(session)) used++;
-    else if (skipped++ === 0) onFirstSkip?.();
-  };
-  const createServer = http2.createServer;
-  const createSecureServer = http2.createSecureServer;
-  http2.createServer = function (this: unknown, ...args: unknown[]) {
-    return (createServer as (...a: unknown[]) => http2.Http2Server).apply(this, args).on('session', onSession);
-  } as typeof http2.createServer;
-  http2.createSecureServer = function (this: unknown, ...args: unknown[]) {
-    return (createSecureServer as (...a: unknown[]) => http2.Http2SecureServer).apply(this, args).on('session', onSession);
-  } as typeof http2.createSecureServer;
+/** Why stream tables cannot be used at all in this process, or undefined when they can. */
+export function streamTableUnsupported(nodeVersion = process.versions.node): string | undefined {
+  const major = Number(nodeVersion.split('.')[0]);
+  if (!VERIFIED_NODE_MAJORS.includes(major)) return `node:http2 internals not verified on Node ${nodeVersion} (verified: ${VERIFIED_NODE_MAJORS.join(', ')})`;
+  return undefined;
 }
 
-/** Server sessions given a StreamTable, and left with Node's Map (none on the Node versions tested), since installHttp2StreamTable. */
-export function http2StreamTableStats(): { used: number; skipped: number } {
-  return { used, skipped };
+type GrpcHttp2Servers = Map<Http2Server, { sessions?: Set<ServerHttp2Session> }>;
+
+/**
+ * Stream tables for the sessions of grpc-js servers: `attach` each server once it is bound. The
+ * HTTP/2 servers are found in grpc-js's private `http2Servers` (1.10 to 1.14); without them, or on
+ * an unverified Node, nothing changes and `onUnsupported` hears why, once.
+ */
+export class Http2StreamTables {
+  /** Sessions given a StreamTable, and left with Node's Map. */
+  readonly stats = { used: 0, skipped: 0 };
+  private reported = false;
+
+  constructor(private readonly onUnsupported: (reason: string) => void) {}
+
+  attach(server: Server): void {
+    const unsupported = streamTableUnsupported();
+    if (unsupported !== undefined) return this.report(unsupported);
+    const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
+    if (!(servers instanceof Map)) return this.report('grpc-js keeps its HTTP/2 servers elsewhere than this version expects');
+    for (const [http2Server, info] of (servers as GrpcHttp2Servers).entries()) {
+      http2Server.on('session', (session) => this.use(session));
+      // sessions accepted between the bind and now (their Map is used only if still empty)
+      for (const session of info.sessions ?? []) this.use(session);
+    }
+  }
+
+  private use(session: ServerHttp2Session): void {
+    if (useStreamTable(session)) this.stats.used++;
+    else {
+      this.stats.skipped++;
+      this.report('a session\'s stream Map is not where or what this Node version is expected to have');
+    }
+  }
+
+  private report(reason: string): void {
+    if (this.reported) return;
+    this.reported = true;
+    this.onUnsupported(reason);
+  }
 }

@@ -7,7 +7,7 @@ import type { Logger } from '../../logger';
 import { measureAdminService } from '../../observability/admin-metrics';
 import { traceService } from '../../observability/grpc-server-spans';
 import type { Metrics } from '../../observability/metrics';
-import { installHttp2StreamTable } from './http2-stream-table';
+import { Http2StreamTables } from './http2-stream-table';
 import { KeyServiceDefinition } from './key-service-definition';
 import { createReflectionService } from './reflection';
 
@@ -36,11 +36,16 @@ export class GrpcServers {
   private readonly main = new Server(SERVER_OPTIONS);
   private readonly healthOnly = new Server(SERVER_OPTIONS);
   private readonly logger: Logger;
-  private readonly http2StreamTable: boolean;
+  /** Undefined when KEYWARD_HTTP2_STREAM_TABLE is off. */
+  readonly streamTables: Http2StreamTables | undefined;
 
   constructor(opts: GrpcServersOptions) {
     this.logger = opts.logger;
-    this.http2StreamTable = opts.http2StreamTable ?? true;
+    if (opts.http2StreamTable ?? true) {
+      this.streamTables = new Http2StreamTables((reason) =>
+        this.logger.warn({ reason }, 'HTTP/2 stream table not used: sessions keep node:http2\'s own Map (KEYWARD_HTTP2_STREAM_TABLE)'),
+      );
+    }
     // SERVER spans when tracing is on (the services as they are otherwise); health and reflection untraced
     this.main.addService(KeyServiceDefinition, traceService(opts.keyService, KeyServiceDefinition));
     const admin = opts.metrics ? measureAdminService(opts.keyAdminService, KeyAdminServiceService, opts.metrics) : opts.keyAdminService;
@@ -52,13 +57,13 @@ export class GrpcServers {
 
   /** Binds both listeners; resolves to the bound addresses (a port of 0 becomes the real port). */
   async listen(grpcAddr: string, healthAddr: string): Promise<{ grpcAddr: string; healthAddr: string }> {
-    if (this.http2StreamTable) {
-      installHttp2StreamTable(() => this.logger.warn('node:http2 sessions are not as expected: their streams stay in Node\'s own Map (KEYWARD_HTTP2_STREAM_TABLE has no effect)'));
-    }
-    return {
+    const bound = {
       grpcAddr: await bind(this.main, grpcAddr),
       healthAddr: await bind(this.healthOnly, healthAddr),
     };
+    this.streamTables?.attach(this.main);
+    this.streamTables?.attach(this.healthOnly);
+    return bound;
   }
 
   /**
