@@ -1,7 +1,7 @@
 import { errorMonitor } from 'node:events';
 import { status, type Metadata, type ServiceDefinition } from '@grpc/grpc-js';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type SpanOptions, type TextMapGetter } from '@opentelemetry/api';
-import { activeTracer, rootsNeverSampled, serverSpanStarter } from './span-helpers';
+import { activeTracer, rootsNeverSampled, serverSpanStarter, trackAsyncWork } from './span-helpers';
 
 /*
  * SERVER spans for keyward's gRPC services, one per call, named `keyward.v1.KeyService/ValidateKey`
@@ -54,9 +54,13 @@ type Handler = (call: { metadata: Metadata; on?: (e: string, l: (...a: unknown[]
  * client-streaming methods).
  *
  * Per recorded unary call the work is: the span (its options and attributes are made once per
- * method), its context, and one closure that ends it before answering.
+ * method), its context, and one closure that ends it before answering. Async context propagation
+ * is on for the length of each call (span-helpers.ts `trackAsyncWork`), except for the methods
+ * named in `syncFirst`: handlers that answer synchronously on their hot path and track the async
+ * work they start themselves (ValidateKey: a cache hit is synchronous, a miss goes through
+ * `withSpan`).
  */
-export function traceService<S extends object>(implementation: S, definition: ServiceDefinition): S {
+export function traceService<S extends object>(implementation: S, definition: ServiceDefinition, opts: { syncFirst?: readonly string[] } = {}): S {
   const tracer = activeTracer();
   if (tracer === undefined) return implementation;
   const starter = serverSpanStarter();
@@ -70,6 +74,7 @@ export function traceService<S extends object>(implementation: S, definition: Se
     const options: SpanOptions = { kind: SpanKind.SERVER, attributes };
     const unaryResponse = !method.responseStream;
     const streaming = method.requestStream || method.responseStream;
+    const tracked = !(opts.syncFirst ?? []).includes(name);
 
     out[name] = (call: Parameters<Handler>[0], callback?: Callback) => {
       const parent = parentContext(call.metadata);
@@ -79,25 +84,30 @@ export function traceService<S extends object>(implementation: S, definition: Se
       // unsampled and no caller context to pass on: nothing to do (no context switch, no hooks)
       if (!span.isRecording() && parent === ROOT_CONTEXT) return handler(call, callback);
       const ctx = trace.setSpan(parent, span);
+      const release = tracked ? trackAsyncWork() : undefined;
+      const finish = (code: number) => {
+        release?.();
+        end(span, code);
+      };
       if (streaming) {
         // listeners the handler adds (on 'data', ...) run in the span's context
         context.bind(ctx, call as unknown as NodeJS.EventEmitter);
         const emitter = call as unknown as NodeJS.EventEmitter;
-        emitter.once('finish', () => end(span, status.OK));
-        emitter.once('cancelled', () => end(span, status.CANCELLED));
-        emitter.once(errorMonitor, (err: { code?: number }) => end(span, err?.code ?? status.UNKNOWN)); // observes, handles nothing
+        emitter.once('finish', () => finish(status.OK));
+        emitter.once('cancelled', () => finish(status.CANCELLED));
+        emitter.once(errorMonitor, (err: { code?: number }) => finish(err?.code ?? status.UNKNOWN)); // observes, handles nothing
       }
       const done: Callback | undefined =
         unaryResponse && callback
           ? (err, value, trailer, flags) => {
-              end(span, err ? (err.code ?? status.UNKNOWN) : status.OK);
+              finish(err ? (err.code ?? status.UNKNOWN) : status.OK);
               callback(err, value, trailer, flags);
             }
           : callback;
       try {
         return context.with(ctx, handler, undefined, call, done);
       } catch (err) {
-        end(span, status.UNKNOWN);
+        finish(status.UNKNOWN);
         throw err;
       }
     };

@@ -1,6 +1,6 @@
-import { context, ROOT_CONTEXT, SpanKind, trace, type Attributes, type Span } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, trace, type Attributes, type Span } from '@opentelemetry/api';
 import type { WireEvent } from '../ports/event-transport';
-import { activeTracer, contextFromTraceparent, endWithError, traceparentOf } from './span-helpers';
+import { activeTracer, contextFromTraceparent, endWithError, runInSpan, traceparentOf } from './span-helpers';
 
 /*
  * Spans for events on NATS, with W3C trace context in the `traceparent` message header:
@@ -68,27 +68,7 @@ export function withConsumeSpan<T>(subject: string, event: WireEvent, group: str
     { kind: SpanKind.CONSUMER, attributes: attributes(subject, event, 'process', group) },
     parent,
   );
-  // an unsampled consume needs no context (and context.with would switch async hooks on for good)
+  // an unsampled consume needs no context (and context.with would switch async hooks on)
   if (!span.isRecording()) return fn();
-  let result: T;
-  try {
-    result = context.with(trace.setSpan(parent, span), fn);
-  } catch (err) {
-    endWithError(span, err);
-    throw err;
-  }
-  if (result instanceof Promise) {
-    return result.then(
-      (v: unknown) => {
-        span.end();
-        return v;
-      },
-      (err: unknown) => {
-        endWithError(span, err);
-        throw err;
-      },
-    ) as T;
-  }
-  span.end();
-  return result;
+  return runInSpan(trace.setSpan(parent, span), span, fn);
 }

@@ -26,21 +26,43 @@ export const TRACER_NAME = 'keyward';
 let tracer: Tracer | undefined;
 let rootsUnsampled = false;
 let serverSpans: ServerSpanStarter | undefined;
+let asyncContext: AsyncContextTracker | undefined;
 
 /** Starts keyward's gRPC SERVER spans (light-span.ts); without one the tracer's spans are used. */
 export interface ServerSpanStarter {
   start(name: string, attributes: Attributes, parent: Context): Span;
 }
 
+/** The context manager's switch for async propagation (sync-first-context-manager.ts). */
+export interface AsyncContextTracker {
+  /** Async work starts in the active context; call the release when it has settled. */
+  track(): () => void;
+}
+
+const NOTHING_TO_RELEASE = (): void => undefined;
+
 /**
  * Called by tracing.ts when a provider is registered (or removed). `rootsUnsampled`: the sampler
  * never samples a new trace (ratio 0, always_off), so a request without a caller's trace context
- * can skip even the sampler's decision.
+ * can skip even the sampler's decision. `asyncContext`: the registered context manager propagates
+ * contexts across async work only while it is told of such work (without one, it always does).
  */
-export function setTracer(t: Tracer | undefined, opts: { rootsUnsampled?: boolean; serverSpans?: ServerSpanStarter } = {}): void {
+export function setTracer(
+  t: Tracer | undefined,
+  opts: { rootsUnsampled?: boolean; serverSpans?: ServerSpanStarter; asyncContext?: AsyncContextTracker } = {},
+): void {
   tracer = t;
   rootsUnsampled = t !== undefined && opts.rootsUnsampled === true;
   serverSpans = t === undefined ? undefined : opts.serverSpans;
+  asyncContext = t === undefined ? undefined : opts.asyncContext;
+}
+
+/**
+ * Before starting async work whose continuations must keep the active span (its spans, its log
+ * lines): returns the release to call once the work has settled.
+ */
+export function trackAsyncWork(): () => void {
+  return asyncContext === undefined ? NOTHING_TO_RELEASE : asyncContext.track();
 }
 
 /** @internal For grpc-server-spans.ts. */
@@ -75,25 +97,38 @@ export function withSpan<T>(name: string, attributes: Attributes | undefined, fn
   const parentSpan = trace.getSpan(parent);
   if (parentSpan === undefined || !parentSpan.isRecording()) return fn(undefined);
   const span = tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes }, parent);
+  return runInSpan(trace.setSpan(parent, span), span, () => fn(span));
+}
+
+/**
+ * Runs `fn` in `ctx` (which holds `span`), with async propagation on until it settles, and ends
+ * the span then: at once for a value, when a promise settles for a promise, failed on an error.
+ */
+export function runInSpan<T>(ctx: Context, span: Span, fn: () => T): T {
+  const release = trackAsyncWork();
   let result: T;
   try {
-    result = context.with(trace.setSpan(parent, span), fn, undefined, span);
+    result = context.with(ctx, fn);
   } catch (err) {
+    release();
     endWithError(span, err);
     throw err;
   }
   if (result instanceof Promise) {
     return result.then(
       (value: unknown) => {
+        release();
         span.end();
         return value;
       },
       (err: unknown) => {
+        release();
         endWithError(span, err);
         throw err;
       },
     ) as T;
   }
+  release();
   span.end();
   return result;
 }

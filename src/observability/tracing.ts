@@ -14,6 +14,7 @@ import {
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { LightSpanStarter } from './light-span';
 import { PooledIdGenerator } from './pooled-id-generator';
+import { SyncFirstContextManager } from './sync-first-context-manager';
 import { redisStatement } from './redis-statement';
 import { setTracer, TRACER_NAME } from './span-helpers';
 import { currentTracing, setCurrentTracing, traceRedactionSecrets, type Tracing } from './tracing-lifecycle';
@@ -86,7 +87,9 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | un
   const idGenerator = new PooledIdGenerator();
   const sampler = samplerFor(settings.sampler, settings.ratio);
   const provider = new NodeTracerProvider({ resource, idGenerator, sampler, spanProcessors: [processor] });
-  provider.register(); // AsyncLocalStorage context manager, W3C trace-context + baggage propagators
+  // a synchronous context stack with async propagation only around tracked async work; W3C trace-context + baggage propagators
+  const contextManager = new SyncFirstContextManager();
+  provider.register({ contextManager });
 
   registerInstrumentations({
     tracerProvider: provider,
@@ -96,6 +99,7 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env): Tracing | un
   // the provider's own tracer object (trace.getTracer returns it too): server spans share its scope
   const sdkTracer = provider.getTracer(TRACER_NAME, packageVersion()) as { instrumentationScope?: InstrumentationScope };
   setTracer(trace.getTracer(TRACER_NAME, packageVersion()), {
+    asyncContext: contextManager,
     rootsUnsampled: samplerName.endsWith('always_off') || (samplerName.endsWith('traceidratio') && ratio === 0),
     serverSpans: new LightSpanStarter({
       sampler,

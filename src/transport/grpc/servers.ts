@@ -47,7 +47,8 @@ export class GrpcServers {
       );
     }
     // SERVER spans when tracing is on (the services as they are otherwise); health and reflection untraced
-    this.main.addService(KeyServiceDefinition, traceService(opts.keyService, KeyServiceDefinition));
+    // ValidateKey answers a cache hit synchronously: no async context tracking for it (see traceService)
+    this.main.addService(KeyServiceDefinition, traceService(opts.keyService, KeyServiceDefinition, { syncFirst: ['validateKey'] }));
     const admin = opts.metrics ? measureAdminService(opts.keyAdminService, KeyAdminServiceService, opts.metrics) : opts.keyAdminService;
     this.main.addService(KeyAdminServiceService, traceService(admin, KeyAdminServiceService));
     createReflectionService().addToServer(this.main);
