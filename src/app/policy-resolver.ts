@@ -2,6 +2,7 @@ import type { Clock } from '../domain/clock';
 import { StoreUnavailableError } from '../domain/errors';
 import type { KeyRecord } from '../domain/key-record';
 import { compilePolicy, type CompiledPolicy } from '../domain/policy-evaluation';
+import { withSpan } from '../observability/span-helpers';
 import type { PolicyStore } from '../ports/policy-store';
 
 export interface PolicyResolverOptions {
@@ -77,7 +78,7 @@ export class PolicyResolver {
   private async refresh<T>(map: Map<string, Cached<T>>, key: string, previous: Cached<T> | undefined, now: number, load: () => Promise<T>): Promise<T> {
     const generation = this.generation;
     try {
-      const value = await load();
+      const value = await withSpan('keyward.policy.read', undefined, load);
       if (generation === this.generation) {
         map.set(key, { value, freshUntil: now + this.opts.ttlMs, usableUntil: now + this.opts.ttlMs + this.opts.maxStalenessMs });
       }

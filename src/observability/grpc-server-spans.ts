@@ -84,8 +84,10 @@ export function traceService<S extends object>(implementation: S, definition: Se
       // unsampled and no caller context to pass on: nothing to do (no context switch, no hooks)
       if (!span.isRecording() && parent === ROOT_CONTEXT) return handler(call, callback);
       const ctx = trace.setSpan(parent, span);
-      const release = tracked ? trackAsyncWork() : undefined;
+      let release = tracked ? trackAsyncWork() : undefined;
+      let finished = false;
       const finish = (code: number) => {
+        finished = true;
         release?.();
         end(span, code);
       };
@@ -105,7 +107,11 @@ export function traceService<S extends object>(implementation: S, definition: Se
             }
           : callback;
       try {
-        return context.with(ctx, handler, undefined, call, done);
+        const result = context.with(ctx, handler, undefined, call, done);
+        // a sync-first handler that did not answer at once went async: keep propagation on until it answers,
+        // so that tracking cannot switch off between its steps
+        if (!tracked && !finished && unaryResponse) release = trackAsyncWork();
+        return result;
       } catch (err) {
         finish(status.UNKNOWN);
         throw err;

@@ -68,7 +68,7 @@ export function withConsumeSpan<T>(subject: string, event: WireEvent, group: str
     { kind: SpanKind.CONSUMER, attributes: attributes(subject, event, 'process', group) },
     parent,
   );
-  // an unsampled consume needs no context (and context.with would switch async hooks on)
+  // an unsampled consume needs no context (and tracking it would switch async hooks on)
   if (!span.isRecording()) return fn();
   return runInSpan(trace.setSpan(parent, span), span, fn);
 }

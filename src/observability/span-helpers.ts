@@ -95,9 +95,26 @@ export function withSpan<T>(name: string, attributes: Attributes | undefined, fn
   if (tracer === undefined) return fn(undefined);
   const parent = context.active();
   const parentSpan = trace.getSpan(parent);
-  if (parentSpan === undefined || !parentSpan.isRecording()) return fn(undefined);
+  if (parentSpan === undefined) return fn(undefined);
+  // unsampled, but a caller's trace: no span, and its context still follows the work (log lines, events)
+  if (!parentSpan.isRecording()) return tracked(() => fn(undefined));
   const span = tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes }, parent);
   return runInSpan(trace.setSpan(parent, span), span, () => fn(span));
+}
+
+/** Runs `fn` with async propagation on until its result settles. */
+function tracked<T>(fn: () => T): T {
+  const release = trackAsyncWork();
+  let result: T;
+  try {
+    result = fn();
+  } catch (err) {
+    release();
+    throw err;
+  }
+  if (result instanceof Promise) return result.finally(release) as T;
+  release();
+  return result;
 }
 
 /**

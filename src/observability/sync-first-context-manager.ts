@@ -13,23 +13,35 @@ import { ROOT_CONTEXT, type Context, type ContextManager } from '@opentelemetry/
  *
  * So the active context lives on a synchronous stack (`with`), and AsyncLocalStorage runs only
  * while work that goes asynchronous inside a span is in flight: code that is about to start such
- * work calls `track()` first (keyward's validation steps that read the store or a rate limit,
- * admin calls, streams and event consumers do, through span-helpers.ts), which switches it on with
- * the current context, and calls the release it got back when the work has settled. When the last
- * release comes, it is switched off again (on the next turn of the event loop, after every frame
- * of the current one has ended). Async work started inside a span without `track()` runs without
- * the span's context: its spans have no parent (so ioredis makes none) and its log lines no trace
- * id. In keyward's request paths that is only fire-and-forget work that outlives its call.
+ * work calls `track()` first (through span-helpers.ts: every `withSpan` step, such as a store,
+ * policy or rate-limit read; admin calls, streams and event consumers for their whole length; a
+ * ValidateKey from the moment it goes async until it answers), which switches it on with the
+ * current context, and calls the release it got back when the work has settled. When the last
+ * release comes, it is switched off again on the next turn of the event loop. So a cached
+ * ValidateKey runs without the hooks unless other tracked work is in flight. Async work started
+ * inside a span without `track()` runs without the span's context (its spans have no parent, so
+ * ioredis makes none, and its log lines no trace id): in keyward's request paths, only
+ * fire-and-forget work that outlives its call.
+ *
+ * Node 20 only: where AsyncLocalStorage is built on AsyncContextFrame (the default from Node 24)
+ * it costs no hook, and this manager brings nothing but still works.
  */
+const BOUND = Symbol('keyward.contextBound');
+
 export class SyncFirstContextManager implements ContextManager {
   private readonly als = new AsyncLocalStorage<Context>();
   /** The context of the innermost `with` running now, undefined outside any. */
   private frame: Context | undefined;
-  /** The innermost frame began untracked and tracking was switched on inside it (its ambient store was set). */
+  /**
+   * The innermost frame began untracked and tracking was switched on inside it, so the store of
+   * the resource running it was set and must be reset when it ends (outside any frame: meaningless).
+   */
   private dirty = false;
   private inFlight = 0;
   private tracking = false;
   private offScheduled = false;
+  /** Releases handed out before the last `disable()` do nothing. */
+  private generation = 0;
   private readonly switchOff = () => {
     this.offScheduled = false;
     if (this.inFlight > 0 || !this.tracking) return;
@@ -59,8 +71,9 @@ export class SyncFirstContextManager implements ContextManager {
       const dirty = this.dirty;
       this.frame = outer;
       this.dirty = outerDirty || dirty;
-      // tracking began inside this frame: what the rest of this turn creates belongs to the outer context
-      // (tracking is switched off only on a later turn, so enterWith does not switch it on again)
+      // tracking began inside this frame: the resource running it gets the outer context back, for the
+      // rest of this turn and its later callbacks (tracking is switched off only on a later turn, so
+      // enterWith does not switch it on again)
       if (dirty && this.tracking) this.als.enterWith(outer ?? ROOT_CONTEXT);
     }
   }
@@ -78,8 +91,9 @@ export class SyncFirstContextManager implements ContextManager {
       if (this.frame !== undefined) this.dirty = true;
     }
     let released = false;
+    const generation = this.generation;
     return () => {
-      if (released) return;
+      if (released || generation !== this.generation) return;
       released = true;
       if (--this.inFlight === 0 && !this.offScheduled) {
         this.offScheduled = true;
@@ -99,6 +113,7 @@ export class SyncFirstContextManager implements ContextManager {
   }
 
   disable(): this {
+    this.generation++;
     this.frame = undefined;
     this.dirty = false;
     this.inFlight = 0;
@@ -115,8 +130,14 @@ export class SyncFirstContextManager implements ContextManager {
     } as F;
   }
 
-  /** Listeners added from now on run in `ctx` (as the SDK's managers bind emitters). */
+  /**
+   * Listeners added from now on run in `ctx`, as the SDK's managers bind emitters: the first bind
+   * of an emitter wins, and removing a listener removes its bound copy.
+   */
   private bindEmitter(ctx: Context, emitter: EventEmitter): EventEmitter {
+    const marked = emitter as EventEmitter & { [BOUND]?: true };
+    if (marked[BOUND]) return emitter;
+    marked[BOUND] = true;
     const bound = new WeakMap<(...a: unknown[]) => unknown, (...a: unknown[]) => unknown>();
     const wrap = (listener: (...a: unknown[]) => unknown) => {
       let b = bound.get(listener);
@@ -124,9 +145,19 @@ export class SyncFirstContextManager implements ContextManager {
       return b;
     };
     type Add = (event: string | symbol, listener: (...a: unknown[]) => unknown) => EventEmitter;
+    // `once` adds its own wrapper through `on`: that inner call must pass it through as it is
+    let adding = false;
     for (const name of ['on', 'addListener', 'once', 'prependListener', 'prependOnceListener'] as const) {
       const original = emitter[name].bind(emitter) as Add;
-      emitter[name] = ((event: string | symbol, listener: (...a: unknown[]) => unknown) => original(event, wrap(listener))) as never;
+      emitter[name] = ((event: string | symbol, listener: (...a: unknown[]) => unknown) => {
+        if (adding) return original(event, listener);
+        adding = true;
+        try {
+          return original(event, wrap(listener));
+        } finally {
+          adding = false;
+        }
+      }) as never;
     }
     for (const name of ['off', 'removeListener'] as const) {
       const original = emitter[name].bind(emitter) as Add;

@@ -5,6 +5,7 @@ import { startPublishSpan, withConsumeSpan } from '../../../src/observability/me
 import {
   contextFromTraceparent,
   setTracer,
+  traceparentOf,
   traceparentOfActiveSpan,
   tracingEnabled,
   withSpan,
@@ -180,6 +181,24 @@ describe('span helpers under an unsampled parent', () => {
       });
       root.end();
       expect(t.spans()).toHaveLength(0);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('keep the unsampled trace on async work (keyward\'s context manager tracks it)', async () => {
+    const t = startTestTracing({ sampled: false, syncFirst: true });
+    try {
+      const root = trace.getTracer('test').startSpan('root');
+      const after = await context.with(trace.setSpan(ROOT_CONTEXT, root), () =>
+        withSpan('step', undefined, async () => {
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          return traceparentOfActiveSpan();
+        }),
+      );
+      root.end();
+      expect(after).toBe(traceparentOf(root));
+      expect(after).toMatch(/-00$/);
     } finally {
       await t.stop();
     }

@@ -93,6 +93,43 @@ describe('SyncFirstContextManager', () => {
     expect(m.tracksAsyncWork).toBe(false);
   });
 
+  it('stays on when new work is tracked in the turn the last release came in', async () => {
+    m.track()();
+    const r = m.track();
+    await nextTurn();
+    expect(m.tracksAsyncWork).toBe(true);
+    r();
+    await nextTurn();
+    expect(m.tracksAsyncWork).toBe(false);
+  });
+
+  it('gives the outer frame back its own context when tracking began in an inner one', async () => {
+    let inA: Promise<unknown> | undefined;
+    let inB: Promise<unknown> | undefined;
+    m.with(ctx('a'), () => {
+      m.with(ctx('b'), () => {
+        const release = m.track();
+        inB = Promise.resolve().then(() => nameOf(m.active()));
+        void inB.finally(release);
+      });
+      inA = Promise.resolve().then(() => nameOf(m.active()));
+    });
+    const outside = Promise.resolve().then(() => nameOf(m.active()));
+    expect([await inB, await inA, await outside]).toEqual(['b', 'a', undefined]);
+  });
+
+  it('ignores releases handed out before disable()', async () => {
+    const before = m.track();
+    m.disable();
+    const r = m.track();
+    before(); // must not count against the work tracked since
+    await nextTurn();
+    expect(m.tracksAsyncWork).toBe(true);
+    r();
+    await nextTurn();
+    expect(m.tracksAsyncWork).toBe(false);
+  });
+
   it('binds functions and event emitters to a context', () => {
     const f = m.bind(ctx('f'), () => nameOf(m.active()));
     expect(f()).toBe('f');
@@ -108,5 +145,21 @@ describe('SyncFirstContextManager', () => {
     emitter.emit('x');
     expect(seen).toEqual(['e', 'e']);
     expect(emitter.listenerCount('x')).toBe(0);
+  });
+
+  it('removes once-listeners by the listener given, and keeps the first binding of an emitter', () => {
+    const emitter = m.bind(ctx('first'), new EventEmitter());
+    m.bind(ctx('second'), emitter);
+    const seen: unknown[] = [];
+    const listener = () => seen.push(nameOf(m.active()));
+    emitter.once('x', listener);
+    emitter.prependOnceListener('y', listener);
+    emitter.removeListener('x', listener);
+    emitter.off('y', listener);
+    expect([emitter.listenerCount('x'), emitter.listenerCount('y')]).toEqual([0, 0]);
+    emitter.on('z', listener);
+    emitter.emit('x');
+    emitter.emit('z');
+    expect(seen).toEqual(['first']);
   });
 });

@@ -9,12 +9,14 @@ import {
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-node';
 import { setTracer, TRACER_NAME } from '../../../src/observability/span-helpers';
+import { SyncFirstContextManager } from '../../../src/observability/sync-first-context-manager';
 
 /**
  * An in-memory tracer provider registered as the global one (jest gives every test file its own
- * globals), switched on for keyward's span helpers. `sampled: false` makes root spans unsampled.
+ * globals), switched on for keyward's span helpers. `sampled: false` makes root spans unsampled;
+ * `syncFirst` registers keyward's own context manager (as `keyward serve` does) instead of the SDK's.
  */
-export function startTestTracing(opts: { sampled?: boolean } = {}): {
+export function startTestTracing(opts: { sampled?: boolean; syncFirst?: boolean } = {}): {
   spans: () => ReadableSpan[];
   reset: () => void;
   stop: () => Promise<void>;
@@ -24,8 +26,9 @@ export function startTestTracing(opts: { sampled?: boolean } = {}): {
     sampler: new ParentBasedSampler({ root: opts.sampled === false ? new AlwaysOffSampler() : new AlwaysOnSampler() }),
     spanProcessors: [new SimpleSpanProcessor(exporter)],
   });
-  provider.register();
-  setTracer(provider.getTracer(TRACER_NAME));
+  const contextManager = opts.syncFirst ? new SyncFirstContextManager() : undefined;
+  provider.register({ contextManager });
+  setTracer(provider.getTracer(TRACER_NAME), { asyncContext: contextManager });
   return {
     spans: () => exporter.getFinishedSpans(),
     reset: () => exporter.reset(),
