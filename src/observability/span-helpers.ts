@@ -122,30 +122,25 @@ function tracked<T>(fn: () => T): T {
  * the span then: at once for a value, when a promise settles for a promise, failed on an error.
  */
 export function runInSpan<T>(ctx: Context, span: Span, fn: () => T): T {
-  const release = trackAsyncWork();
   let result: T;
   try {
-    result = context.with(ctx, fn);
+    result = tracked(() => context.with(ctx, fn));
   } catch (err) {
-    release();
     endWithError(span, err);
     throw err;
   }
   if (result instanceof Promise) {
     return result.then(
       (value: unknown) => {
-        release();
         span.end();
         return value;
       },
       (err: unknown) => {
-        release();
         endWithError(span, err);
         throw err;
       },
     ) as T;
   }
-  release();
   span.end();
   return result;
 }
