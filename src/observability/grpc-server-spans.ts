@@ -1,6 +1,7 @@
 import { errorMonitor } from 'node:events';
 import { status, type Metadata, type ServiceDefinition } from '@grpc/grpc-js';
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type SpanOptions, type TextMapGetter } from '@opentelemetry/api';
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, type Context, type Span, type SpanOptions, type TextMapGetter } from '@opentelemetry/api';
+import { contextWithSpan, LINKED_ROOT } from './linked-context';
 import { activeTracer, rootsNeverSampled, serverSpanStarter, trackAsyncWork } from './span-helpers';
 
 /*
@@ -34,7 +35,8 @@ const getter: TextMapGetter<Metadata> = {
 /** The caller's trace context, or the root context when it sent none (the common, cheap case). */
 function parentContext(md: Metadata): Context {
   if (md.get('traceparent').length === 0) return ROOT_CONTEXT;
-  return propagation.extract(ROOT_CONTEXT, md, getter);
+  const extracted = propagation.extract(LINKED_ROOT, md, getter);
+  return extracted === LINKED_ROOT ? ROOT_CONTEXT : extracted; // nothing valid in it
 }
 
 /** Sets the status code and ends the span, once (a handler that throws after answering ends it once). */
@@ -83,7 +85,7 @@ export function traceService<S extends object>(implementation: S, definition: Se
       const span = starter !== undefined ? starter.start(spanName, attributes, parent) : tracer.startSpan(spanName, options, parent);
       // unsampled and no caller context to pass on: nothing to do (no context switch, no hooks)
       if (!span.isRecording() && parent === ROOT_CONTEXT) return handler(call, callback);
-      const ctx = trace.setSpan(parent, span);
+      const ctx = contextWithSpan(parent, span);
       let release = tracked ? trackAsyncWork() : undefined;
       let finished = false;
       const finish = (code: number) => {
@@ -91,6 +93,7 @@ export function traceService<S extends object>(implementation: S, definition: Se
         release?.();
         end(span, code);
       };
+      let done = callback;
       if (streaming) {
         // listeners the handler adds (on 'data', ...) run in the span's context
         context.bind(ctx, call as unknown as NodeJS.EventEmitter);
@@ -99,13 +102,12 @@ export function traceService<S extends object>(implementation: S, definition: Se
         emitter.once('cancelled', () => finish(status.CANCELLED));
         emitter.once(errorMonitor, (err: { code?: number }) => finish(err?.code ?? status.UNKNOWN)); // observes, handles nothing
       }
-      const done: Callback | undefined =
-        unaryResponse && callback
-          ? (err, value, trailer, flags) => {
-              finish(err ? (err.code ?? status.UNKNOWN) : status.OK);
-              callback(err, value, trailer, flags);
-            }
-          : callback;
+      if (unaryResponse && callback) {
+        done = (err, value, trailer, flags) => {
+          finish(err ? (err.code ?? status.UNKNOWN) : status.OK);
+          callback(err, value, trailer, flags);
+        };
+      }
       try {
         const result = context.with(ctx, handler, undefined, call, done);
         // a sync-first handler that did not answer at once went async: keep propagation on until it answers,

@@ -50,6 +50,8 @@ const MAX_ATTRIBUTES = 128;
 const MAX_EVENTS = 128;
 const MAX_LINKS = 128;
 const NO_LINKS: Link[] = [];
+/** A span's status until setStatus (shared: statuses are replaced, never changed). */
+const UNSET: SpanStatus = Object.freeze({ code: 0 });
 
 function nowEpochMillis(): number {
   return performance.timeOrigin + performance.now();
@@ -71,7 +73,7 @@ export class LightSpan implements Span {
   /** Events and links refused past the caps (the first 128 stay, where the SDK keeps the last 128): OTLP's dropped counts. */
   droppedEvents = 0;
   droppedLinks = 0;
-  status: SpanStatus = { code: 0 };
+  status: SpanStatus = UNSET;
   endMillis = 0;
   private ended = false;
 

@@ -111,7 +111,9 @@ export class SpanBatchEncoder {
   private readonly scopeIndex = new Map<InstrumentationScope, number>();
 
   constructor(expectedSpans = 64) {
-    this.numbers = new Float64Array(Math.max(64, expectedSpans * 32));
+    // room for spans of up to 8 attributes (a traced ValidateKey's server span has 6), so a full
+    // batch of them never grows the array (a copy of all it holds, and twice the memory meanwhile)
+    this.numbers = new Float64Array(Math.max(64, expectedSpans * spanNumbers(8)));
   }
 
   get count(): number {
