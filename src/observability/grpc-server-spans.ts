@@ -93,7 +93,6 @@ export function traceService<S extends object>(implementation: S, definition: Se
         release?.();
         end(span, code);
       };
-      let done = callback;
       if (streaming) {
         // listeners the handler adds (on 'data', ...) run in the span's context
         context.bind(ctx, call as unknown as NodeJS.EventEmitter);
@@ -102,12 +101,13 @@ export function traceService<S extends object>(implementation: S, definition: Se
         emitter.once('cancelled', () => finish(status.CANCELLED));
         emitter.once(errorMonitor, (err: { code?: number }) => finish(err?.code ?? status.UNKNOWN)); // observes, handles nothing
       }
-      if (unaryResponse && callback) {
-        done = (err, value, trailer, flags) => {
-          finish(err ? (err.code ?? status.UNKNOWN) : status.OK);
-          callback(err, value, trailer, flags);
-        };
-      }
+      const done: Callback | undefined =
+        unaryResponse && callback
+          ? (err, value, trailer, flags) => {
+              finish(err ? (err.code ?? status.UNKNOWN) : status.OK);
+              callback(err, value, trailer, flags);
+            }
+          : callback;
       try {
         const result = context.with(ctx, handler, undefined, call, done);
         // a sync-first handler that did not answer at once went async: keep propagation on until it answers,
