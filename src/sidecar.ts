@@ -223,6 +223,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
     logger,
     metrics,
     http2StreamTable: config.http2StreamTable,
+    http2ResponseOptions: config.http2ResponseOptions,
   });
   let metricsServer: MetricsServer | undefined;
   let bound: { grpcAddr: string; healthAddr: string };

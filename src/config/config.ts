@@ -48,6 +48,7 @@ export const ENV_NAMES = {
   schedulerInterval: 'KEYWARD_SCHEDULER_INTERVAL',
   schedulerBatch: 'KEYWARD_SCHEDULER_BATCH',
   http2StreamTable: 'KEYWARD_HTTP2_STREAM_TABLE',
+  http2ResponseOptions: 'KEYWARD_HTTP2_RESPONSE_OPTIONS',
   // Structured settings (lists, maps): JSON in the variable, or plain YAML in the config file.
   ...NOTIFICATION_ENV_NAMES,
 } as const;
@@ -185,6 +186,8 @@ const schema = z.object({
     .default(500),
   // the node:http2 GC workaround (transport/grpc/http2-stream-table.ts); false: Node's own stream Map
   http2StreamTable: flag.default(true),
+  // the node:http2 hidden-class workaround (transport/grpc/http2-response-options.ts); false: options left as they are
+  http2ResponseOptions: flag.default(true),
 });
 
 export type Config = z.infer<typeof schema> & { notifications: NotificationSettings };

@@ -1,6 +1,7 @@
-import type { Http2Server, ServerHttp2Session } from 'node:http2';
+import type { ServerHttp2Session } from 'node:http2';
 import { types } from 'node:util';
 import type { Server } from '@grpc/grpc-js';
+import { grpcHttp2Servers } from './grpc-http2-servers';
 
 /*
  * Works around a garbage-collection pathology of node:http2 (docs/BENCHMARKS.md, "Session 5").
@@ -105,8 +106,6 @@ export function streamTableUnsupported(nodeVersion = process.versions.node): str
   return undefined;
 }
 
-type GrpcHttp2Servers = Map<Http2Server, { sessions?: Set<ServerHttp2Session> }>;
-
 /**
  * Stream tables for the sessions of grpc-js servers: `attach` each server once it is bound. The
  * HTTP/2 servers are found in grpc-js's private `http2Servers` (1.10 to 1.14); without them, or on
@@ -122,9 +121,9 @@ export class Http2StreamTables {
   attach(server: Server): void {
     const unsupported = streamTableUnsupported();
     if (unsupported !== undefined) return this.report(unsupported);
-    const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
-    if (!(servers instanceof Map)) return this.report('grpc-js keeps its HTTP/2 servers elsewhere than this version expects');
-    for (const [http2Server, info] of (servers as GrpcHttp2Servers).entries()) {
+    const servers = grpcHttp2Servers(server);
+    if (servers === undefined) return this.report('grpc-js keeps its HTTP/2 servers elsewhere than this version expects');
+    for (const [http2Server, info] of servers.entries()) {
       http2Server.on('session', (session) => this.use(session));
       // sessions accepted between the bind and now (their Map is used only if still empty)
       for (const session of info.sessions ?? []) this.use(session);

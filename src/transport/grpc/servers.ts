@@ -7,6 +7,7 @@ import type { Logger } from '../../logger';
 import { measureAdminService } from '../../observability/admin-metrics';
 import { traceService } from '../../observability/grpc-server-spans';
 import type { Metrics } from '../../observability/metrics';
+import { Http2ResponseOptions } from './http2-response-options';
 import { Http2StreamTables } from './http2-stream-table';
 import { KeyServiceDefinition } from './key-service-definition';
 import { createReflectionService } from './reflection';
@@ -20,6 +21,8 @@ export interface GrpcServersOptions {
   metrics?: Pick<Metrics, 'adminRequest'>;
   /** Sessions keep their streams in a StreamTable (http2-stream-table.ts); default true. */
   http2StreamTable?: boolean;
+  /** grpc-js's response options are switched to dictionary mode (http2-response-options.ts); default true. */
+  http2ResponseOptions?: boolean;
 }
 
 const SERVER_OPTIONS = {
@@ -38,12 +41,19 @@ export class GrpcServers {
   private readonly logger: Logger;
   /** Undefined when KEYWARD_HTTP2_STREAM_TABLE is off. */
   readonly streamTables: Http2StreamTables | undefined;
+  /** Undefined when KEYWARD_HTTP2_RESPONSE_OPTIONS is off. */
+  readonly responseOptions: Http2ResponseOptions | undefined;
 
   constructor(opts: GrpcServersOptions) {
     this.logger = opts.logger;
     if (opts.http2StreamTable ?? true) {
       this.streamTables = new Http2StreamTables((reason) =>
         this.logger.warn({ reason }, 'HTTP/2 stream table not used: sessions keep node:http2\'s own Map (KEYWARD_HTTP2_STREAM_TABLE)'),
+      );
+    }
+    if (opts.http2ResponseOptions ?? true) {
+      this.responseOptions = new Http2ResponseOptions((reason) =>
+        this.logger.warn({ reason }, 'HTTP/2 response options left as they are (KEYWARD_HTTP2_RESPONSE_OPTIONS)'),
       );
     }
     // SERVER spans when tracing is on (the services as they are otherwise); health and reflection untraced
@@ -62,8 +72,10 @@ export class GrpcServers {
       grpcAddr: await bind(this.main, grpcAddr),
       healthAddr: await bind(this.healthOnly, healthAddr),
     };
-    this.streamTables?.attach(this.main);
-    this.streamTables?.attach(this.healthOnly);
+    for (const server of [this.main, this.healthOnly]) {
+      this.streamTables?.attach(server);
+      this.responseOptions?.attach(server);
+    }
     return bound;
   }
 
