@@ -47,6 +47,8 @@ export interface SidecarDeps {
   store?: KeyStore;
   /** Where the sidecar's metrics go; default: a new registry (with process metrics). */
   metrics?: Metrics;
+  /** Called once everything is wired, just before the listeners open (`keyward serve`: one full GC). */
+  beforeListen?: () => void;
 }
 
 export interface Sidecar {
@@ -228,6 +230,7 @@ export async function startSidecar(deps: SidecarDeps): Promise<Sidecar> {
   let metricsServer: MetricsServer | undefined;
   let bound: { grpcAddr: string; healthAddr: string };
   try {
+    deps.beforeListen?.();
     bound = await servers.listen(config.grpcAddr, config.healthAddr);
     if (config.metricsAddr !== 'off') {
       metricsServer = await startMetricsServer({ addr: config.metricsAddr, metrics, onError: (err) => logger.warn({ err }, 'cannot render metrics') });

@@ -2,6 +2,7 @@ import { ConfigError, loadConfig } from '../config/config';
 import { createLogger, type Logger } from '../logger';
 import { currentTracing, setTraceRedactionSecrets, shutdownTracing } from '../observability/tracing-lifecycle';
 import { startSidecar } from '../sidecar';
+import { collectStartUpGarbage, type StartUpGc } from './start-up-gc';
 
 /**
  * `keyward serve`: runs the sidecar until SIGTERM or SIGINT, then drains in-flight calls
@@ -22,7 +23,7 @@ export async function serve(): Promise<void> {
   const logger = createLogger(config.logLevel, undefined, { secrets: [config.adminToken, ...(config.kek?.textForms() ?? [])] });
   setTraceRedactionSecrets([config.adminToken]);
   logTracing(logger);
-  const starting = startSidecar({ config, logger });
+  const starting = startSidecar({ config, logger, beforeListen: () => logStartUpGc(logger, collectStartUpGarbage()) });
   // Handlers first: a SIGTERM that arrives while the sidecar starts (it may already have said
   // "keyward listening") stops it once it is up, instead of killing it undrained.
   let signals = 0;
@@ -65,4 +66,10 @@ function logTracing(logger: Logger): void {
   const { endpoint, sampler, ratio, serviceName, warnings } = t.settings;
   for (const w of warnings) logger.warn(w);
   logger.info({ endpoint, sampler, ratio: sampler.endsWith('traceidratio') ? ratio : undefined, serviceName }, 'tracing on: exporting spans over OTLP/HTTP');
+}
+
+function logStartUpGc(logger: Logger, gc: StartUpGc | undefined): void {
+  if (gc === undefined) return logger.debug('start-up heap not collected: this Node does not allow a full GC from code');
+  const mib = (b: number) => Math.round((b / 1048576) * 10) / 10;
+  logger.debug({ heapUsedMiB: { before: mib(gc.heapUsedBefore), after: mib(gc.heapUsedAfter) }, ms: Math.round(gc.ms) }, 'start-up garbage collected');
 }

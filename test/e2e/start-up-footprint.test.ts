@@ -37,6 +37,22 @@ describe('start-up footprint of keyward serve', () => {
     expect(loaded).not.toContain('commander');
   });
 
+  it('collects start-up garbage once, before the listeners open (with tracing on too)', async () => {
+    for (const env of [{}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_TRACES_SAMPLER_ARG: '0' }]) {
+      const kw = await startKeyward({ ...env, KEYWARD_LOG_LEVEL: 'debug' });
+      try {
+        const msgs = kw.logs.map((l) => l.msg);
+        const gc = kw.logs.filter((l) => l.msg === 'start-up garbage collected');
+        expect(gc).toHaveLength(1);
+        expect(msgs.indexOf('start-up garbage collected')).toBeLessThan(msgs.indexOf('keyward listening'));
+        const { before, after } = gc[0].heapUsedMiB as { before: number; after: number };
+        expect(after).toBeLessThan(before);
+      } finally {
+        expect(await kw.stop()).toBe(0);
+      }
+    }
+  });
+
   it('loads ioredis with KEYWARD_REDIS_URL and the YAML parser with a KEYWARD_CONFIG file (the list sees what is loaded)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'keyward-footprint-'));
     try {
