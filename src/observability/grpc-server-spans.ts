@@ -2,7 +2,7 @@ import { errorMonitor } from 'node:events';
 import { status, type Metadata, type ServiceDefinition } from '@grpc/grpc-js';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, type Context, type Span, type SpanOptions, type TextMapGetter } from '@opentelemetry/api';
 import { contextWithSpan, LINKED_ROOT } from './linked-context';
-import { activeTracer, rootsNeverSampled, serverSpanStarter, trackAsyncWork } from './span-helpers';
+import { activeTracer, rootsNeverSampled, runWithContext, serverSpanStarter, trackAsyncWork } from './span-helpers';
 
 /*
  * SERVER spans for keyward's gRPC services, one per call, named `keyward.v1.KeyService/ValidateKey`
@@ -109,7 +109,7 @@ export function traceService<S extends object>(implementation: S, definition: Se
             }
           : callback;
       try {
-        const result = context.with(ctx, handler, undefined, call, done);
+        const result = runWithContext(ctx, handler, call, done);
         // a sync-first handler that did not answer at once went async: keep propagation on until it answers,
         // so that tracking cannot switch off between its steps
         if (!tracked && !finished && unaryResponse) release = trackAsyncWork();

@@ -8,6 +8,7 @@ import {
   TraceFlags,
   type Attributes,
   type Context,
+  type ContextManager,
   type Span,
   type Tracer,
 } from '@opentelemetry/api';
@@ -33,8 +34,11 @@ export interface ServerSpanStarter {
   start(name: string, attributes: Attributes, parent: Context): Span;
 }
 
-/** The context manager's switch for async propagation (sync-first-context-manager.ts). */
-export interface AsyncContextTracker {
+/**
+ * The registered context manager (sync-first-context-manager.ts), reached directly on the request
+ * path rather than through the API's global registry, and its switch for async propagation.
+ */
+export interface AsyncContextTracker extends Pick<ContextManager, 'active' | 'with'> {
   /** Async work starts in the active context; call the release when it has settled. */
   track(): () => void;
 }
@@ -55,6 +59,19 @@ export function setTracer(
   rootsUnsampled = t !== undefined && opts.rootsUnsampled === true;
   serverSpans = t === undefined ? undefined : opts.serverSpans;
   asyncContext = t === undefined ? undefined : opts.asyncContext;
+}
+
+/** The active context: from the registered manager itself when keyward registered it. */
+function activeContext(): Context {
+  return asyncContext === undefined ? context.active() : asyncContext.active();
+}
+
+/**
+ * Runs `fn(a, b)` in `ctx`, through the registered manager directly when keyward registered it
+ * (the gRPC server spans' wrapper, once per traced call).
+ */
+export function runWithContext<A, B, R>(ctx: Context, fn: (a: A, b: B) => R, a: A, b: B): R {
+  return asyncContext === undefined ? context.with(ctx, fn, undefined, a, b) : asyncContext.with(ctx, fn, undefined, a, b);
 }
 
 /**
@@ -151,7 +168,10 @@ export function runInSpan<T>(ctx: Context, span: Span, fn: () => T): T {
  */
 export function recordingActiveSpan(): Span | undefined {
   if (tracer === undefined) return undefined;
-  const span = trace.getSpan(context.active());
+  const ctx = activeContext();
+  // no span anywhere (an untraced call at ratio 0): the common case, answered without a lookup
+  if (ctx === ROOT_CONTEXT) return undefined;
+  const span = trace.getSpan(ctx);
   return span !== undefined && span.isRecording() ? span : undefined;
 }
 
