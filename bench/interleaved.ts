@@ -135,6 +135,7 @@ export function bestRun(name: string, runs: readonly MeasuredAttempt[], expected
     dataBytesPerRequest: top.dataBytesPerRequest,
     expectedResponseBytes,
     serverCores: top.serverCores,
+    allCpuUsPerRequest: runs.map((r) => (r.serverCores / r.h2.reqPerSec) * 1e6),
     ...(helperName !== undefined && { helperName, helperCores: top.helperCores }),
     h2loadCores: top.h2.h2loadCores,
     otherCores: top.otherCores,

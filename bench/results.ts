@@ -33,6 +33,12 @@ export interface ThroughputRun {
   dataBytesPerRequest: number;
   expectedResponseBytes: number;
   serverCores: number;
+  /**
+   * The server's CPU time per answered request, µs, every run in rep order (all of the server
+   * process's threads: with tracing, the export worker and V8's helper threads too, which run on
+   * the core h2load leaves idle).
+   */
+  allCpuUsPerRequest: number[];
   /** A helper process's cores (redis-server when the server reads Redis on every call, the OTLP sink). */
   helperName?: string;
   helperCores?: number;

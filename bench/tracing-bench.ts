@@ -131,6 +131,9 @@ export const tracingScenario = defineScenario<TracingResults>({
   render(r) {
     const e1 = r.exported.ratio1;
     const e0 = r.exported.ratio0;
+    // CPU per validation over all of a sidecar's threads, as ratios of the same reps (paired like throughput)
+    const cpu = (run: ThroughputRun) => ({ allRuns: run.allCpuUsPerRequest });
+    const cpuMedian = (run: ThroughputRun) => [...run.allCpuUsPerRequest].sort((a, b) => a - b)[Math.floor(run.allCpuUsPerRequest.length / 2)];
     return [
       '### Tracing (cached ValidateKey, OTLP/HTTP to a local sink)',
       '',
@@ -144,6 +147,9 @@ export const tracingScenario = defineScenario<TracingResults>({
           .map(([n, c]) => `\`${n}\` ${int(c)}`)
           .join(', ')}); at ratio 0, ${int(e0.spans)} spans for ${int(e0.validations)} validations. ` +
         'Fewer spans than validations × spans per call means the batch span processor dropped some (its queue holds 2048).',
+      '',
+      `CPU per validation, all of the sidecar's threads (the export worker and V8's helper threads for garbage collection and compilation run on the core h2load leaves idle, so they cost throughput here only where they hold up the main thread; a sidecar whose CPU is limited pays for all of it): ` +
+        `tracing off ${f2(cpuMedian(r.off))} µs, ratio 1.0 ${f2(cpuMedian(r.ratio1))} µs (${ratio(pairedRatio(cpu(r.ratio1), cpu(r.off)))} of tracing off), ratio 0 ${f2(cpuMedian(r.ratio0))} µs (${ratio(pairedRatio(cpu(r.ratio0), cpu(r.off)))}); medians of the runs, ratios paired by rep as above.`,
     ];
   },
 });
