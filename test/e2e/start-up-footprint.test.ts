@@ -38,7 +38,8 @@ describe('start-up footprint of keyward serve', () => {
   });
 
   it('collects start-up garbage once, before the listeners open (with tracing on too)', async () => {
-    for (const env of [{}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_TRACES_SAMPLER_ARG: '0' }]) {
+    const envs: Record<string, string>[] = [{}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_TRACES_SAMPLER_ARG: '0' }];
+    for (const env of envs) {
       const kw = await startKeyward({ ...env, KEYWARD_LOG_LEVEL: 'debug' });
       try {
         const msgs = kw.logs.map((l) => l.msg);
